@@ -95,7 +95,34 @@ def _itk_read(fn):
         raise LungsegError(f"cannot read image (truncated or not a valid file): {detail[:200]}") from None
 
 
+def _check_nifti_complete(path: Path) -> None:
+    """ITK's NIfTI reader pads a truncated file with zeros instead of failing: check first."""
+    import gzip
+    import zlib
+
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+        expected = int(header.get_data_offset()) + int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+        if suffix_of(path) == ".nii.gz":
+            size = 0
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    size += len(chunk)
+        else:
+            size = path.stat().st_size
+    except (EOFError, OSError, zlib.error, ValueError) as e:
+        raise LungsegError(f"cannot read image {path}: file is truncated or corrupt ({e})") from None
+    except Exception as e:  # nibabel's own header errors
+        raise LungsegError(f"cannot read image {path}: not a valid NIfTI file ({e})") from None
+    if size < expected:
+        raise LungsegError(f"cannot read image {path}: file is truncated ({size} of {expected} bytes)")
+
+
 def _read_itk(path: Path, fmt: str) -> CTImage:
+    if fmt == "nifti":
+        _check_nifti_complete(path)
     img = _itk_read(lambda: sitk.ReadImage(str(path)))
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise LungsegError(f"{path} has {img.GetNumberOfComponentsPerPixel()} components per voxel; "

@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+OUT ?= out/demo
+
+.PHONY: install demo test test-slow test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned: any other route resolves a newer CUDA build (gigabytes)
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[web,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/lungseg segment src/lungseg/data/sample_ct.nrrd -o $(OUT)/sample_mask.nii.gz \
+		--report $(OUT)/sample_report.json --preview $(OUT)/sample_preview.png
+	@echo "wrote $(OUT)/sample_mask.nii.gz, $(OUT)/sample_report.json, $(OUT)/sample_preview.png"
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow
+
+test-all: install
+	$(VENV)/bin/pytest -q -m "slow or not slow"
+
+bench: install
+	$(PY) benchmarks/classical.py
+
+clean:
+	rm -rf out build dist .pytest_cache

@@ -1,0 +1,108 @@
+"""Intensity normalisation and resizing shared by training and inference.
+
+An intensity spec is a small dict stored in every checkpoint, so inference normalises exactly as
+training did:
+  {"mode": "window", "windows": ["lung"]}        HU -> [0, 1] per window, one channel per window
+  {"mode": "window", "level": -600, "width": 1500}
+  {"mode": "clip", "min": -1000, "max": 400}     HU clipped then scaled to [0, 1]
+  {"mode": "zscore"}                             per image: (x - mean) / std
+  {"mode": "minmax"}                             per image: 1st..99th percentile -> [0, 1]
+  {"mode": "none"}                               values used as they are
+Window and clip need HU input; the others suit "image mode" data (PNG, normalised sets).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NotHUError, LungsegError
+
+WINDOWS = {  # name -> (level, width) in HU
+    "lung": (-600.0, 1500.0),
+    "body": (40.0, 400.0),
+    "mediastinum": (40.0, 400.0),
+    "clip": (-300.0, 1400.0),  # the literature's clip [-1000, 400] as a window
+}
+HU_MODES = ("window", "clip")
+MODES = ("window", "clip", "zscore", "minmax", "none")
+
+
+def window(array: np.ndarray, level: float, width: float) -> np.ndarray:
+    lo = level - width / 2.0
+    return np.clip((array - lo) / width, 0.0, 1.0).astype(np.float32)
+
+
+def zscore(array: np.ndarray) -> np.ndarray:
+    std = float(array.std())
+    return ((array - float(array.mean())) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+def minmax(array: np.ndarray, lower_pct: float = 1.0, upper_pct: float = 99.0) -> np.ndarray:
+    lo, hi = np.percentile(array, [lower_pct, upper_pct])
+    return np.clip((array - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def num_channels(spec: dict) -> int:
+    return len(spec.get("windows", [None])) if spec.get("mode") == "window" else 1
+
+
+def check_intensity(spec: dict) -> dict:
+    mode = spec.get("mode", "window")
+    if mode not in MODES:
+        raise LungsegError(f"unknown intensity mode '{mode}' (use one of {', '.join(MODES)})")
+    for name in spec.get("windows", []):
+        if name not in WINDOWS:
+            raise LungsegError(f"unknown window '{name}' (use one of {', '.join(WINDOWS)})")
+    return {"mode": mode, **spec}
+
+
+def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True) -> np.ndarray:
+    """(z, y, x) or (y, x) array -> (C, ...) float32 network input (C = number of windows)."""
+    spec = check_intensity(spec)
+    mode = spec["mode"]
+    array = np.asarray(array, dtype=np.float32)
+    if mode in HU_MODES and not is_hu:
+        raise NotHUError(f"intensity mode '{mode}' needs CT in Hounsfield units, but this image is not HU "
+                         "(use mode zscore/minmax/none for image-mode data)")
+    if mode == "window":
+        if "level" in spec:
+            pairs = [(float(spec["level"]), float(spec["width"]))]
+        else:
+            pairs = [WINDOWS[w] for w in spec.get("windows", ["lung"])]
+        return np.stack([window(array, lv, wd) for lv, wd in pairs])
+    if mode == "clip":
+        lo, hi = float(spec.get("min", -1000.0)), float(spec.get("max", 400.0))
+        return ((np.clip(array, lo, hi) - lo) / (hi - lo))[None].astype(np.float32)
+    if mode == "zscore":
+        return zscore(array)[None]
+    if mode == "minmax":
+        return minmax(array)[None]
+    return array[None]
+
+
+def resize(array: np.ndarray, size, kind: str = "image", method: str = "bilinear") -> np.ndarray:
+    """Resize the trailing spatial axes of a (C, *spatial) array to `size`.
+
+    Images: bilinear/trilinear (torch) or lanczos (PIL, 2D only); masks: nearest neighbour, so
+    label values are never blended."""
+    size = tuple(int(s) for s in size)
+    spatial = array.shape[1:]
+    if tuple(spatial) == size:
+        return array
+    if kind == "image" and method == "lanczos":
+        if len(size) != 2:
+            raise LungsegError("lanczos resizing is 2D only; use bilinear for volumes")
+        from PIL import Image
+
+        return np.stack([np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(
+            (size[1], size[0]), Image.Resampling.LANCZOS)) for c in array]).astype(np.float32)
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    if kind == "mask":
+        out = F.interpolate(t, size=size, mode="nearest-exact")
+        return out[0].numpy().astype(array.dtype)
+    if method not in ("bilinear", "linear", "trilinear"):
+        raise LungsegError(f"unknown resize method '{method}' (use bilinear or lanczos)")
+    mode = "bilinear" if len(size) == 2 else "trilinear"
+    return F.interpolate(t, size=size, mode=mode, align_corners=False)[0].numpy()

@@ -1,0 +1,201 @@
+"""Adapters for the real sets in ../shared/data (see each folder's SOURCE.md for the caveats).
+
+Each returns a list of Case with labels named canonically:
+- cip_copdgene: CIP codes (region = value & 0xFF) -> right_lung / left_lung (1 case, 3D, HU)
+- imlab3d: soft 0..255 masks, lung = value > 127.5, both lungs one label (3 cases, 3D, HU)
+- kaggle_lungs_64px: 2D min-max normalised slices (image mode); patient ids are lost upstream,
+  so every slice is its own "patient" (a documented leak risk; duplicates are still detected)
+- lidc_crops: 128x128 nodule crops with 4 readers' masks -> consensus = marked by >= min_readers
+- lidc_slices: 512x512 z-scored, lung-masked slices with consensus nodule masks
+- msd_patches: 48x48 tumour patches from 13 MSD cases whose patch -> case mapping is unknown, so
+  all patches form one group (they stay together in one split; use role: val)
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LungsegError
+from ..io import read_ct
+from .cases import Case
+
+CIP_LEFT = {3, 7, 8, 9, 10, 11}
+CIP_RIGHT = {2, 4, 5, 6, 12, 13, 14}
+
+
+def shared_data_root() -> Path:
+    """$LUNGSEG_SHARED_DATA, else <repo>/../shared/data (the development layout)."""
+    env = os.environ.get("LUNGSEG_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def _folder(path, default: str) -> Path:
+    p = Path(path) if path else shared_data_root() / default
+    if not p.exists():
+        raise LungsegError(f"data folder not found: {p} (set LUNGSEG_SHARED_DATA or give `path`)")
+    return p
+
+
+def cip_labels(codes: np.ndarray) -> np.ndarray:
+    """CIP label codes -> 0 background, 1 right lung, 2 left lung (airway/vessel types keep their region)."""
+    region = codes.astype(np.int64) & 0xFF
+    out = np.zeros(codes.shape, dtype=np.uint8)
+    out[np.isin(region, list(CIP_RIGHT))] = 1
+    out[np.isin(region, list(CIP_LEFT))] = 2
+    return out
+
+
+def cip_copdgene(path=None) -> list[Case]:
+    root = _folder(path, "lungs/cip_copdgene")
+
+    def loader():
+        ct = read_ct(root / "ct-64.nrrd")
+        return ct.array, cip_labels(_read_codes(root / "lm-64.nrrd"))
+
+    return [Case("cip-10002K", "cip-10002K", loader, {1: "right_lung", 2: "left_lung"}, is_hu=True,
+                 spacing=(4.17, 4.17, 3.99), source="cip_copdgene")]
+
+
+def _read_codes(path: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
+    from ..io import CTImage
+
+    return CTImage.from_sitk(sitk.ReadImage(str(path)), is_hu=False).array.astype(np.int64)
+
+
+def imlab3d(path=None) -> list[Case]:
+    root = _folder(path, "lungs/imlab3d")
+    cases = []
+    for img in sorted(root.glob("id*-128x128x64.nii.gz")):
+        pid = img.name.split("-")[0]
+        msk = root / img.name.replace(".nii.gz", "-msk.nii.gz")
+
+        def loader(img=img, msk=msk):
+            import SimpleITK as sitk
+
+            from ..io import CTImage
+
+            soft = CTImage.from_sitk(sitk.ReadImage(str(msk)), is_hu=False).array
+            return read_ct(img, intensity="hu").array, (soft > 127.5).astype(np.uint8)
+
+        cases.append(Case(f"imlab3d-{pid}", f"imlab3d-{pid}", loader, {1: "lung"}, is_hu=True, source="imlab3d"))
+    if not cases:
+        raise LungsegError(f"no imlab3d volumes in {root}")
+    return cases
+
+
+def kaggle_lungs_64px(path=None) -> list[Case]:
+    root = _folder(path, "lungs/kaggle_lungs_64px")
+    x = np.load(root / "x_train.npy", mmap_mode="r")
+    y = np.load(root / "y_train.npy", mmap_mode="r")
+    cases = []
+    for i in range(x.shape[0]):
+        def loader(i=i):
+            return np.asarray(x[i, :, :, 0])[None], (np.asarray(y[i, :, :, 0]) >= 0.5)[None].astype(np.uint8)
+
+        cases.append(Case(f"kaggle-{i:03d}", f"kaggle-{i:03d}", loader, {1: "lung"}, is_hu=False,
+                          source="kaggle_lungs_64px", meta={"patient_unknown": True}))
+    return cases
+
+
+def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50) -> list[Case]:
+    """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
+
+    Consensus rule: a pixel is nodule when >= `min_readers` of the 4 radiologists marked it
+    (the upstream project's rule is 2). Patients are taken in archive order up to max_patients."""
+    root = _folder(path, "nodules/lidc_crops_128")
+    pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
+    store: dict[tuple, dict] = {}
+    patients: list[str] = []
+    for name, read in _iter_members(root, pattern):
+        pid, nod, kind, _, sl = pattern.search(name).groups()
+        if pid not in patients:
+            if max_patients is not None and len(patients) >= max_patients:
+                continue
+            patients.append(pid)
+        store.setdefault((pid, nod, int(sl)), {})[kind] = _png(read())
+    cases = []
+    for (pid, nod, sl), parts in sorted(store.items()):
+        masks = [parts[k] for k in sorted(parts) if k.startswith("mask-")]
+        if "images" not in parts or not masks:
+            continue
+        votes = np.sum([m > 127 for m in masks], axis=0)
+        label = (votes >= min_readers).astype(np.uint8)
+        image = parts["images"].astype(np.float32)
+        cases.append(Case(f"{pid}/{nod}/slice-{sl}", pid, lambda a=image, b=label: (a[None], b[None]),
+                          {1: "nodule"}, is_hu=False, source="lidc_crops", meta={"readers": len(masks)}))
+    if not cases:
+        raise LungsegError(f"no LIDC crops found under {root}")
+    return cases
+
+
+def lidc_slices(path=None) -> list[Case]:
+    root = _folder(path, "nodules/lidc_slices_512")
+    pattern = re.compile(r"data/(Image|Mask)/(LIDC-IDRI-\d{4})/(\d{4})_(NI|MA)(\d{3})_slice(\d{3})\.npy$")
+    arrays: dict[tuple, dict] = {}
+    for name, read in _iter_members(root, pattern):
+        kind, pid, _, _, nod, sl = pattern.search(name).groups()
+        arrays.setdefault((pid, nod, sl), {})[kind] = np.load(io.BytesIO(read()), allow_pickle=False)
+    cases = []
+    for (pid, nod, sl), parts in sorted(arrays.items()):
+        if len(parts) != 2:
+            continue
+        img, msk = parts["Image"].astype(np.float32), parts["Mask"].astype(np.uint8)
+        cases.append(Case(f"{pid}/NI{nod}/slice{sl}", pid, lambda a=img, b=msk: (a[None], b[None]), {1: "nodule"},
+                          is_hu=False, source="lidc_slices"))
+    if not cases:
+        raise LungsegError(f"no LIDC slices found under {root}")
+    return cases
+
+
+def msd_patches(path=None, files=("val_patches.h5", "test_patches.h5")) -> list[Case]:
+    import h5py
+
+    root = _folder(path, "nodules/msd_patches_48")
+    cases = []
+    for fname in files:
+        f = root / fname
+        if not f.is_file():
+            continue
+        with h5py.File(f, "r") as h:
+            images, labels = np.asarray(h["images"], np.float32), np.asarray(h["labels"])
+        group = f"msd-{fname.split('_')[0]}"  # patch -> case mapping unknown: one group per file
+        for i in range(images.shape[0]):
+            cases.append(Case(f"{group}-{i:03d}", group, lambda a=images[i], b=labels[i]: (a, (b > 0.5).astype(np.uint8)),
+                              {1: "nodule"}, is_hu=False, source="msd_patches"))
+    if not cases:
+        raise LungsegError(f"no MSD patch files ({', '.join(files)}) in {root}")
+    return cases
+
+
+def _iter_members(root: Path, pattern):
+    """Yield (name, read()) for files matching `pattern`, from an extracted folder or a .tar.gz."""
+    tars = sorted(root.glob("*.tar.gz"))
+    extracted = [p for p in root.rglob("*") if p.is_file() and pattern.search(p.as_posix())]
+    if extracted:
+        for p in sorted(extracted):
+            yield p.as_posix(), p.read_bytes
+        return
+    if not tars:
+        raise LungsegError(f"{root} holds neither extracted files nor a .tar.gz")
+    for tar_path in tars:
+        with tarfile.open(tar_path, "r|gz") as tar:  # streamed: no random access, no extraction
+            for member in tar:
+                if member.isfile() and pattern.search(member.name):
+                    data = tar.extractfile(member).read()
+                    yield member.name, (lambda d=data: d)
+
+
+def _png(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("L"))
