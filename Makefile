@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/lungseg segment src/lungseg/data/sample_ct.nrrd -o $(OUT)/sample_mask.nii.gz \
+	$(VENV)/bin/lungseg segment src/lungseg/sample_data/sample_ct.nrrd -o $(OUT)/sample_mask.nii.gz \
 		--report $(OUT)/sample_report.json --preview $(OUT)/sample_preview.png
 	@echo "wrote $(OUT)/sample_mask.nii.gz, $(OUT)/sample_report.json, $(OUT)/sample_preview.png"
 
