@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .io import CTImage
+from .postprocess import fill_lung_holes
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def segment_classical(ct: CTImage, params: ClassicalParams | None = None) -> np.
     else:
         lungs = np.zeros_like(lungs)  # stomach or bowel gas only: no lungs in view
     labels = _split_left_right(lungs, body, ct, single)
-    labels = _fill_holes(labels)
+    labels = fill_lung_holes(labels)
     return labels[None] if single else labels
 
 
@@ -234,15 +235,3 @@ def _spans_midline(ct: CTImage, coords: np.ndarray, midline: float) -> bool:
 
 def _left_of(ct: CTImage, coords: np.ndarray, midline: float) -> np.ndarray:
     return ct.left_coordinate(coords) > midline
-
-
-def _fill_holes(labels: np.ndarray) -> np.ndarray:
-    """Fill each lung's holes (vessels) in 3D and in every axial slice, without merging lungs."""
-    out = labels.copy()
-    for value in (1, 2):
-        mask = labels == value
-        if not mask.any():
-            continue
-        filled = _fill_axial(ndi.binary_fill_holes(mask))
-        out[filled & (out == 0)] = value
-    return out
