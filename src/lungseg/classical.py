@@ -169,6 +169,17 @@ def _lung_components(air, arr, is_hu, spacing, p: ClassicalParams) -> np.ndarray
     return np.isin(lab, idx[keep])
 
 
+def split_left_right(lungs: np.ndarray, ct: CTImage) -> np.ndarray:
+    """Right (1) / left (2) labels for a (z, y, x) both-lungs mask, e.g. from a binary model."""
+    single = ct.shape[0] == 1
+    arr = ct.array[0] if single else ct.array
+    threshold = HU_AIR_THRESHOLD if ct.is_hu else _otsu(arr)
+    spacing = ct.spacing_zyx[1:] if single else ct.spacing_zyx
+    body = _body_mask(arr > threshold, spacing) | (lungs[0] if single else lungs)
+    labels = _split_left_right(lungs[0] if single else lungs, body, ct, single)
+    return labels[None] if single else labels
+
+
 def _split_left_right(lungs: np.ndarray, body: np.ndarray, ct: CTImage, single: bool) -> np.ndarray:
     labels = np.zeros(lungs.shape, dtype=np.uint8)
     if not lungs.any():
