@@ -39,7 +39,6 @@ class ClassicalParams:
     min_lung_ml: float = 15.0
     min_lung_body_fraction: float = 0.02  # less air than this inside the body: no lungs in view
     min_piece_fraction: float = 0.02  # smaller pieces (vs the largest lung) are dropped
-    gas_max_mean_hu: float = -985.0  # bowel/stomach gas is pure air with no parenchyma texture
 
 
 def segment_classical(ct: CTImage, params: ClassicalParams | None = None) -> np.ndarray:
@@ -64,7 +63,7 @@ def segment_classical(ct: CTImage, params: ClassicalParams | None = None) -> np.
         body = _body_mask(dense, spacing)
         air = body & ~dense
         air &= ~_trachea(air, body, arr, ct.is_hu, spacing, p)
-        lungs = _lung_components(air, arr, ct.is_hu, spacing, p)
+        lungs = _lung_components(air, spacing, p)
         if lungs.sum() >= p.min_lung_body_fraction * body.sum():
             break
     else:
@@ -152,7 +151,7 @@ def _trachea(air, body, arr, is_hu, spacing, p: ClassicalParams) -> np.ndarray:
     return ndi.binary_dilation(keep, structure=_disk(1, 3)) & air
 
 
-def _lung_components(air, arr, is_hu, spacing, p: ClassicalParams) -> np.ndarray:
+def _lung_components(air, spacing, p: ClassicalParams) -> np.ndarray:
     lab, n = ndi.label(air)
     if n == 0:
         return air
@@ -163,9 +162,6 @@ def _lung_components(air, arr, is_hu, spacing, p: ClassicalParams) -> np.ndarray
     if air.ndim == 3:  # thin slabs hold little lung: scale the minimum with the z extent
         minimum = min(p.min_lung_ml, p.min_lung_cm2 * air.shape[0] * spacing[0] / 10.0)
     keep = (sizes * unit >= minimum) & (sizes >= p.min_piece_fraction * sizes.max())
-    if is_hu:
-        means = ndi.mean(arr, lab, idx)
-        keep &= means > p.gas_max_mean_hu
     return np.isin(lab, idx[keep])
 
 

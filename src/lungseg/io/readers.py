@@ -42,8 +42,9 @@ def looks_like_hu(array: np.ndarray) -> bool:
     return bool(p1 < -400 and p99 > -300 and sample.min() > -10000 and sample.max() < 20000)
 
 
-def read_ct(path, intensity: str = "auto") -> CTImage:
-    """Read a CT scan or slice. intensity: 'auto' (detect HU), 'hu' or 'image' (force)."""
+def read_ct(path, intensity: str = "auto", validate: bool = True) -> CTImage:
+    """Read a CT scan or slice. intensity: 'auto' (detect HU), 'hu' or 'image' (force).
+    validate=False skips the checks meant for scans (size, NaN, blank), e.g. for label maps."""
     path = Path(path)
     if not path.exists():
         raise LungsegError(f"input not found: {path}")
@@ -62,13 +63,21 @@ def read_ct(path, intensity: str = "auto") -> CTImage:
         else:
             raise LungsegError(f"unsupported file type '{suffix or path.name}': {path} "
                                "(expected DICOM, NIfTI, NRRD, MHA/MHD, PNG, JPG, TIFF, NPY or a .zip of DICOM)")
-    _validate(ct)
+    if validate:
+        _validate(ct)
     if intensity == "hu":
         ct.is_hu = True
     elif intensity == "image":
         ct.is_hu = False
     elif intensity != "auto":
         raise LungsegError(f"unknown intensity mode '{intensity}' (use auto, hu or image)")
+    return ct
+
+
+def read_labels(path) -> CTImage:
+    """A label map (mask) on the canonical grid; an all-zero mask is legal. Values are rounded."""
+    ct = read_ct(path, intensity="image", validate=False)
+    ct.array = np.rint(ct.array).astype(np.float32)
     return ct
 
 
