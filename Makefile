@@ -24,6 +24,7 @@ demo: install
 	@echo "wrote $(OUT)/sample_mask.nii.gz, $(OUT)/sample_report.json, $(OUT)/sample_preview.png"
 
 test: install
+	PYTHON=$(PY) bash scripts/install_browser.sh  # Debian chromium + playwright for the browser test
 	$(VENV)/bin/pytest -q
 
 test-slow: install

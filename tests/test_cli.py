@@ -12,8 +12,8 @@ from lungseg.samples import SAMPLE_CT
 
 
 def lungseg(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "lungseg", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "lungseg", *map(str, args)], capture_output=True,
+                          encoding="utf-8", errors="replace", cwd=cwd, timeout=300)
 
 
 def test_segment_sample_writes_mask_report_preview(tmp_path):

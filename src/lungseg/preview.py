@@ -47,10 +47,7 @@ def _rgba(labels: np.ndarray, low_conf: np.ndarray | None, alpha: float) -> np.n
 def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.ndarray | None = None,
                    title: str | None = None, alpha: float = 0.45) -> Path:
     """Write a PNG with the three mid-lung planes (one axial panel for 2D input)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global state, safe in web worker threads
     from matplotlib.patches import Patch
 
     vmin, vmax = _window(ct)
@@ -63,7 +60,8 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
             ("coronal", ct.array[:, y, :], labels[:, y, :], None if lc is None else lc[:, y, :], sz / sx, "lower"),
             ("sagittal", ct.array[:, :, x], labels[:, :, x], None if lc is None else lc[:, :, x], sz / sy, "lower"),
         ]
-    fig, axes = plt.subplots(1, len(views), figsize=(5.2 * len(views), 5.6), facecolor="black")
+    fig = Figure(figsize=(5.2 * len(views), 5.6), facecolor="black")
+    axes = fig.subplots(1, len(views))
     axes = np.atleast_1d(axes)
     for ax, (name, img, lab, lc, aspect, origin) in zip(axes, views, strict=True):
         ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, aspect=aspect, origin=origin, interpolation="nearest")
@@ -82,5 +80,4 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, facecolor="black", format="png")
-    plt.close(fig)
     return path

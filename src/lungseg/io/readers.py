@@ -222,7 +222,10 @@ def _read_dicom_zip(path: Path) -> CTImage:
     except (zipfile.BadZipFile, OSError) as e:
         raise LungsegError(f"cannot open zip archive {path}: {e}") from None
     with zf, tempfile.TemporaryDirectory(prefix="lungseg-zip-") as tmp:
-        safe_extract(zf, Path(tmp))
+        try:
+            safe_extract(zf, Path(tmp))
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+            raise LungsegError(f"zip archive is damaged: {e}") from None
         ct = _read_dicom_dir(Path(tmp))
     ct.source, ct.format = str(path), "dicom-zip"
     return ct
