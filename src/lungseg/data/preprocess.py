@@ -7,6 +7,8 @@ training did:
   {"mode": "clip", "min": -1000, "max": 400}     HU clipped then scaled to [0, 1]
   {"mode": "zscore"}                             per image: (x - mean) / std
   {"mode": "minmax"}                             per image: 1st..99th percentile -> [0, 1]
+"Per image" means per case: the statistics of a whole volume (intensity_stats), so a 2D model
+trained on slices and run on a volume sees the same values in training and inference.
   {"mode": "none"}                               values used as they are
 Window and clip need HU input; the others suit "image mode" data (PNG, normalised sets).
 """
@@ -31,14 +33,28 @@ def window(array: np.ndarray, level: float, width: float) -> np.ndarray:
     return np.clip((array - lo) / width, 0.0, 1.0).astype(np.float32)
 
 
-def zscore(array: np.ndarray) -> np.ndarray:
-    std = float(array.std())
-    return ((array - float(array.mean())) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+STATS_SAMPLE = 2_000_000  # voxels used for statistics (a fixed stride, so results are reproducible)
 
 
-def minmax(array: np.ndarray, lower_pct: float = 1.0, upper_pct: float = 99.0) -> np.ndarray:
-    lo, hi = np.percentile(array, [lower_pct, upper_pct])
-    return np.clip((array - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+def intensity_stats(array: np.ndarray, spec: dict) -> dict | None:
+    """Per-case statistics that zscore/minmax need (None for the fixed windows)."""
+    mode = spec.get("mode", "window")
+    if mode not in ("zscore", "minmax"):
+        return None
+    flat = np.asarray(array, dtype=np.float32).ravel()
+    flat = flat[:: max(1, flat.size // STATS_SAMPLE)]
+    if mode == "zscore":
+        return {"mean": float(flat.mean()), "std": float(flat.std())}
+    lo, hi = np.percentile(flat, [1.0, 99.0])
+    return {"lo": float(lo), "hi": float(hi)}
+
+
+def zscore(array: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return ((array - mean) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+def minmax(array: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip((array - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
 def num_channels(spec: dict) -> int:
@@ -55,8 +71,11 @@ def check_intensity(spec: dict) -> dict:
     return {"mode": mode, **spec}
 
 
-def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True) -> np.ndarray:
-    """(z, y, x) or (y, x) array -> (C, ...) float32 network input (C = number of windows)."""
+def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats: dict | None = None) -> np.ndarray:
+    """(z, y, x) or (y, x) array -> (C, ...) float32 network input (C = number of windows).
+
+    `stats` (from intensity_stats of the whole case) lets a slice be normalised like its volume;
+    without it they are computed from `array` itself."""
     spec = check_intensity(spec)
     mode = spec["mode"]
     array = np.asarray(array, dtype=np.float32)
@@ -72,10 +91,9 @@ def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True) -> np
     if mode == "clip":
         lo, hi = float(spec.get("min", -1000.0)), float(spec.get("max", 400.0))
         return ((np.clip(array, lo, hi) - lo) / (hi - lo))[None].astype(np.float32)
-    if mode == "zscore":
-        return zscore(array)[None]
-    if mode == "minmax":
-        return minmax(array)[None]
+    if mode in ("zscore", "minmax"):
+        stats = stats or intensity_stats(array, spec)
+        return (zscore(array, **stats) if mode == "zscore" else minmax(array, **stats))[None]
     return array[None]
 
 
@@ -98,7 +116,7 @@ def resize(array: np.ndarray, size, kind: str = "image", method: str = "bilinear
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    t = torch.tensor(np.asarray(array, dtype=np.float32))[None]  # a copy: inputs may be read-only
     if kind == "mask":
         out = F.interpolate(t, size=size, mode="nearest-exact")
         return out[0].numpy().astype(array.dtype)

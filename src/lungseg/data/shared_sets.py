@@ -110,7 +110,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50) -
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
 
     Consensus rule: a pixel is nodule when >= `min_readers` of the 4 radiologists marked it
-    (the upstream project's rule is 2). Patients are taken in archive order up to max_patients."""
+    (the upstream project's rule is 2). Patients are taken in archive order up to max_patients;
+    reading stops at the first member of the next patient, since the archive is a directory tree."""
     root = _folder(path, "nodules/lidc_crops_128")
     pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
     store: dict[tuple, dict] = {}
@@ -119,7 +120,7 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50) -
         pid, nod, kind, _, sl = pattern.search(name).groups()
         if pid not in patients:
             if max_patients is not None and len(patients) >= max_patients:
-                continue
+                break  # members come grouped by patient (a directory tree): the rest are other patients
             patients.append(pid)
         store.setdefault((pid, nod, int(sl)), {})[kind] = _png(read())
     cases = []
@@ -169,8 +170,9 @@ def msd_patches(path=None, files=("val_patches.h5", "test_patches.h5")) -> list[
             images, labels = np.asarray(h["images"], np.float32), np.asarray(h["labels"])
         group = f"msd-{fname.split('_')[0]}"  # patch -> case mapping unknown: one group per file
         for i in range(images.shape[0]):
-            cases.append(Case(f"{group}-{i:03d}", group, lambda a=images[i], b=labels[i]: (a, (b > 0.5).astype(np.uint8)),
-                              {1: "nodule"}, is_hu=False, source="msd_patches"))
+            mask = (labels[i] > 0.5).astype(np.uint8)
+            cases.append(Case(f"{group}-{i:03d}", group, lambda a=images[i], b=mask: (a, b), {1: "nodule"},
+                              is_hu=False, source="msd_patches"))
     if not cases:
         raise LungsegError(f"no MSD patch files ({', '.join(files)}) in {root}")
     return cases

@@ -1,8 +1,9 @@
 """Synthetic cases from lungseg.synth, generated on first use (one seed = one "patient").
 
-The generator is imported lazily and can be injected (tests, other phantoms): any callable
-`generator(seed, **overrides)` returning an object with `.ct` (CTImage) and `.labels`
-((z, y, x) uint8: 0 background, 1 right lung, 2 left lung, 3 nodule).
+The generator is imported lazily and can be replaced (tests, other phantoms) by a callable or
+a "module:function" string (usable from YAML): `generator(seed, **overrides)` returning an
+object with `.ct` (CTImage) and `.labels` ((z, y, x) uint8: 0 background, 1 right lung,
+2 left lung, 3 nodule).
 """
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ from .cases import Case
 SYNTH_LABELS = {1: "right_lung", 2: "left_lung", 3: "nodule"}
 
 
-def _default_generator():
+def _resolve(generator):
+    if callable(generator):
+        return generator
+    if isinstance(generator, str):
+        import importlib
+
+        module, _, func = generator.partition(":")
+        try:
+            return getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as e:
+            raise LungsegError(f"cannot load synthetic generator '{generator}': {e}") from None
     try:
         from ..synth import generate_case
     except ImportError as e:
@@ -26,7 +37,7 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
     def make_loader(s):
         def loader():
-            gen = generator or _default_generator()
+            gen = _resolve(generator)
             case = gen(s, **overrides)
             return case.ct.array, case.labels
 

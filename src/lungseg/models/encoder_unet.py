@@ -48,9 +48,17 @@ class SEDecoderBlock(nn.Module):
 
 class EncoderUNet(FlexibleUNet):
     def __init__(self, backbone: str, spatial_dims=2, in_channels=1, out_channels=4, dilated_bottleneck=True,
-                 decoder_se=True, decoder_channels=(256, 128, 64, 32, 16), dropout=0.0, se_reduction=4):
+                 decoder_se=True, decoder_channels=(256, 128, 64, 32, 16), dropout=0.0, se_reduction=4,
+                 encoder_bn_momentum=0.1):
         super().__init__(in_channels=in_channels, out_channels=out_channels, backbone=backbone, pretrained=False,
                          decoder_channels=tuple(decoder_channels), spatial_dims=spatial_dims, dropout=float(dropout))
+        if encoder_bn_momentum is not None:
+            # MONAI's EfficientNet uses TF-style momentum 0.01, made for ImageNet-length training; with
+            # a few hundred steps its running statistics stay near their initial values and
+            # validation (eval mode) fails. 0.1 is PyTorch's default and ResNet's already.
+            for m in self.encoder.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = float(encoder_bn_momentum)
         deepest = _deepest_channels(self.encoder, spatial_dims, in_channels)
         self.bottleneck = DilatedBottleneck(spatial_dims, deepest) if dilated_bottleneck else nn.Identity()
         if decoder_se:
@@ -107,6 +115,12 @@ def load_encoder_weights(model: EncoderUNet, path) -> dict:
         raise LungsegError(f"no tensor in {path} matches the {model.backbone} encoder "
                            f"(first keys: {', '.join(list(state)[:3])})")
     model.encoder.load_state_dict(new, strict=False)
+    unexpected = [k for k in skipped if not k.startswith(("fc.", "_fc."))]  # classifier heads are expected
+    if unexpected:
+        import warnings
+
+        warnings.warn(f"pretrained encoder {path}: {len(unexpected)} tensors did not fit and were left "
+                      f"at their initial values (e.g. {unexpected[0]})", stacklevel=2)
     return {"loaded": len(new), "skipped": skipped}
 
 

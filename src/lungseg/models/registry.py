@@ -7,6 +7,7 @@ with a `build(spatial_dims, in_channels, out_channels, **kw)` function plus one 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import LungsegError
@@ -24,7 +25,8 @@ class ModelSpec:
     in_channels: int = 1
     out_channels: int = 4  # background, right lung, left lung, nodule
     intensity: str = "hu_window"  # "hu_window" (HU CT, windowed) or "image" (normalised picture)
-    divisibility: int = 16  # input sides must be multiples of this
+    divisibility: int = 16  # input sides must be multiples of this (with the default depth)
+    depth_from: str | None = None  # kwarg whose value sets the depth: "strides" or a channel list
     returns_aux: bool = False  # training forward returns (logits, aux_logits)
     defaults: dict = field(default_factory=dict)
 
@@ -58,6 +60,11 @@ def model_spec(name: str, **kwargs) -> ModelSpec:
     changes = {k: kwargs[k] for k in ("spatial_dims", "in_channels", "out_channels") if k in kwargs}
     if changes.get("spatial_dims", spec.spatial_dims) not in spec.dims:
         raise LungsegError(f"model '{name}' supports spatial_dims {spec.dims}, not {changes['spatial_dims']}")
+    if spec.depth_from:  # a shallower/deeper variant changes divisibility
+        if kwargs.get("strides") is not None:
+            changes["divisibility"] = int(math.prod(int(s) for s in kwargs["strides"]))
+        elif kwargs.get(spec.depth_from) is not None:
+            changes["divisibility"] = 2 ** (len(kwargs[spec.depth_from]) - 1)
     return replace(spec, **changes)
 
 
@@ -84,7 +91,7 @@ register(ModelSpec(
     "attention_unet", "attention_unet:build",
     "Attention U-Net (Oktay 2018): additive sigmoid attention gates on the skips; maps in "
     "`model.attention_maps` after each forward (MONAI AttentionUnet)",
-    defaults={"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2)}))
+    depth_from="strides", defaults={"channels": (16, 32, 64, 128, 256), "strides": (2, 2, 2, 2)}))
 register(ModelSpec(
     "resnet34_unet", "encoder_unet:build_resnet34",
     "U-Net decoder on a ResNet-34 encoder (MONAI FlexibleUNet); options: dilated bottleneck "
@@ -98,8 +105,8 @@ register(ModelSpec(
     "se_unet_aux", "se_unet_aux:build",
     "SE U-Net with an auxiliary class-presence classifier at the bottleneck (GAP + 2 dense layers), "
     "optional depthwise-separable convolutions; training forward returns (logits, aux_logits)",
-    returns_aux=True, defaults={"features": (16, 32, 64, 128, 256), "separable": False}))
+    returns_aux=True, depth_from="features", defaults={"features": (16, 32, 64, 128, 256), "separable": False}))
 register(ModelSpec(
     "fast_unet", "fast_unet:build",
     "Lightweight default: MONAI UNet, channels 16..256, stride-2 convs, 2 residual units (~1.6 M params)",
-    defaults={"channels": (16, 32, 64, 128, 256), "num_res_units": 2}))
+    depth_from="channels", defaults={"channels": (16, 32, 64, 128, 256), "num_res_units": 2}))
