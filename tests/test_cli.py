@@ -31,13 +31,16 @@ def test_segment_sample_writes_mask_report_preview(tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_default_model_falls_back_and_says_so(tmp_path):
-    from lungseg.segmenters import DEFAULT_WEIGHTS
+def test_default_model_runs_or_falls_back_and_says_so(tmp_path):
+    from lungseg.default_model import default_available
 
-    r = lungseg("segment", SAMPLE_CT, "-o", tmp_path / "m.nrrd")
+    r = lungseg("segment", SAMPLE_CT, "-o", tmp_path / "m.nrrd", "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
-    if not DEFAULT_WEIGHTS.exists():
-        assert "classical" in r.stderr
+    model = json.loads((tmp_path / "r.json").read_text())["model"]
+    if default_available():
+        assert model.startswith("default")
+    else:
+        assert model == "classical" and "classical" in r.stderr
 
 
 def test_batch_folder_with_progress(tmp_path):

@@ -61,11 +61,12 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
             elif sizes[i - 1] * voxel < min_piece_ml:
                 region[piece] = 0  # an isolated blob (e.g. bowel gas, noise)
     out = fill_lung_holes(out)
-    out = _clean_nodules(out, spacing, min_nodule_mm)
+    out = clean_nodules(out, spacing, min_nodule_mm)
     return out[None] if single else out
 
 
-def _clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float) -> np.ndarray:
+def clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float = 3.0) -> np.ndarray:
+    """Drop nodule components smaller than min_nodule_mm or away from the lungs (in place)."""
     nodules = out == NODULE
     if not nodules.any():
         return out

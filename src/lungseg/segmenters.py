@@ -10,7 +10,6 @@ import numpy as np
 from .errors import LungsegError, NotHUError
 from .io import CTImage
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "default.pt"
 
 
 @dataclass
@@ -52,8 +51,10 @@ def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | N
     if model == "classical":
         return ClassicalSegmenter()
     if model == "default":
-        if DEFAULT_WEIGHTS.exists():
-            return _load_model(DEFAULT_WEIGHTS, device)
+        from .default_model import DefaultSegmenter, default_available
+
+        if default_available():
+            return DefaultSegmenter(device=device)
         notes.append("no trained default model is shipped in this version; used the classical segmenter")
         return ClassicalSegmenter()
     path = Path(model)

@@ -71,11 +71,15 @@ def _read_codes(path: Path) -> np.ndarray:
     return CTImage.from_sitk(sitk.ReadImage(str(path)), is_hu=False).array.astype(np.int64)
 
 
-def imlab3d(path=None) -> list[Case]:
+def imlab3d(path=None, ids=None, split_sides: bool = False) -> list[Case]:
+    """ids: e.g. [id001, id002] to use only some volumes; split_sides: derive right/left lungs
+    from the both-lungs mask with the scan's geometry (lungseg.classical.split_left_right)."""
     root = _folder(path, "lungs/imlab3d")
     cases = []
     for img in sorted(root.glob("id*-128x128x64.nii.gz")):
         pid = img.name.split("-")[0]
+        if ids is not None and pid not in ids:
+            continue
         msk = root / img.name.replace(".nii.gz", "-msk.nii.gz")
 
         def loader(img=img, msk=msk):
@@ -84,9 +88,16 @@ def imlab3d(path=None) -> list[Case]:
             from ..io import CTImage
 
             soft = CTImage.from_sitk(sitk.ReadImage(str(msk)), is_hu=False).array
-            return read_ct(img, intensity="hu").array, (soft > 127.5).astype(np.uint8)
+            ct = read_ct(img, intensity="hu")
+            mask = soft > 127.5
+            if split_sides:
+                from ..classical import split_left_right
 
-        cases.append(Case(f"imlab3d-{pid}", f"imlab3d-{pid}", loader, {1: "lung"}, is_hu=True, source="imlab3d"))
+                return ct.array, split_left_right(mask, ct)
+            return ct.array, mask.astype(np.uint8)
+
+        names = {1: "right_lung", 2: "left_lung"} if split_sides else {1: "lung"}
+        cases.append(Case(f"imlab3d-{pid}", f"imlab3d-{pid}", loader, names, is_hu=True, source="imlab3d"))
     if not cases:
         raise LungsegError(f"no imlab3d volumes in {root}")
     return cases
@@ -106,8 +117,14 @@ def kaggle_lungs_64px(path=None) -> list[Case]:
     return cases
 
 
-def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50) -> list[Case]:
+def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, as_hu=None,
+               nonempty_only: bool = False) -> list[Case]:
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
+
+    as_hu: [lo, hi] maps the 8-bit display values 0..255 linearly back to HU lo..hi (the crops
+    were exported with a lung-like display window; [-1000, 400] matches their air and soft-tissue
+    grey levels), so a model trained on them can run on real HU CT. nonempty_only drops crops
+    whose consensus mask is empty.
 
     Consensus rule: a pixel is nodule when >= `min_readers` of the 4 radiologists marked it
     (the upstream project's rule is 2). Patients are taken in archive order up to max_patients;
@@ -130,9 +147,13 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50) -
             continue
         votes = np.sum([m > 127 for m in masks], axis=0)
         label = (votes >= min_readers).astype(np.uint8)
+        if nonempty_only and not label.any():
+            continue
         image = parts["images"].astype(np.float32)
+        if as_hu is not None:
+            image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])
         cases.append(Case(f"{pid}/{nod}/slice-{sl}", pid, lambda a=image, b=label: (a[None], b[None]),
-                          {1: "nodule"}, is_hu=False, source="lidc_crops", meta={"readers": len(masks)}))
+                          {1: "nodule"}, is_hu=as_hu is not None, source="lidc_crops", meta={"readers": len(masks)}))
     if not cases:
         raise LungsegError(f"no LIDC crops found under {root}")
     return cases

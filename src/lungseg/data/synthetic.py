@@ -32,16 +32,19 @@ def _resolve(generator):
 
 
 def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = None, generator=None,
-                    cache: bool = True) -> list[Case]:
+                    cache: bool = True, nodules_as_lung: bool = False) -> list[Case]:
+    """nodules_as_lung: give nodule voxels to the lung they lie in (for lung-only models, so
+    tumours at the pleura count as lung, as in lungmask's R231 convention)."""
     overrides = dict(overrides or {})
+    names = {1: "right_lung", 2: "left_lung"} if nodules_as_lung else SYNTH_LABELS
 
     def make_loader(s):
         def loader():
             gen = _resolve(generator)
             case = gen(s, **overrides)
-            return case.ct.array, case.labels
+            return case.ct.array, (case.lung_labels() if nodules_as_lung else case.labels)
 
         return loader
 
-    return [Case(f"synth-{s}", f"synth-{s}", make_loader(s), SYNTH_LABELS, is_hu=True, source="synthetic",
+    return [Case(f"synth-{s}", f"synth-{s}", make_loader(s), names, is_hu=True, source="synthetic",
                  cache=cache, meta={"seed": s}) for s in range(seed, seed + int(n_cases))]

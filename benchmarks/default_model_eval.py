@@ -1,0 +1,140 @@
+"""Validation figures of the shipped default models, scored by `lungseg evaluate`.
+
+Only data the models never trained on: the real CIP COPDGene case (left/right reference), the real
+imlab3d id003 volume (both-lungs reference), 6 held-out synthetic phantoms (seeds 5000-5005, all
+pathologies), and the LIDC crops of the validation patients of configs/default_nodule.yaml's
+patient split (reference = pixels marked by >= 2 of 4 readers). The classical segmenter is scored
+beside the default on the lung sets.
+
+    .venv/bin/python benchmarks/default_model_eval.py [--lidc-patients N] [--out-dir runs/default_eval]
+Prints each `lungseg evaluate` summary and writes benchmarks/results/default_model_eval.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+KEY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "recall", "precision")
+
+
+def evaluate(pred_dir: Path, ref_dir: Path, out_dir: Path, *extra: str) -> dict:
+    cmd = [str(Path(sys.executable).with_name("lungseg")), "evaluate", str(pred_dir), str(ref_dir),
+           "-o", str(out_dir), *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"lungseg evaluate failed: {r.stderr.strip()}")
+    print(r.stdout)
+    return json.loads((out_dir / "summary.json").read_text())
+
+
+def lung_sets(work: Path, segmenters: dict) -> dict:
+    from lungseg.data.shared_sets import cip_labels
+    from lungseg.io import read_ct, read_labels, write_labels
+    from lungseg.synth import generate_case
+
+    results = {}
+    cip = read_ct(SHARED / "lungs/cip_copdgene/ct-64.nrrd")
+    im3 = read_ct(SHARED / "lungs/imlab3d/id003-128x128x64.nii.gz")
+    phantoms = [generate_case(s, size=(256, 256, 96)) for s in range(5000, 5006)]
+    cip_ref = cip_labels(read_labels(SHARED / "lungs/cip_copdgene/lm-64.nrrd").array.astype(np.int64))
+    sides = {"ct-64": cip_ref, **{f"synth{5000 + i}": c.lung_labels() for i, c in enumerate(phantoms)}}
+    sets = {
+        "cip_copdgene": ([("ct-64", cip)], SHARED / "lungs/cip_copdgene/lm-64.nrrd", "cip"),
+        "imlab3d_id003": ([("id003-128x128x64", im3)], SHARED / "lungs/imlab3d/id003-128x128x64-msk.nii.gz", "imlab"),
+    }
+    ref_syn = work / "ref_synthetic"
+    ref_syn.mkdir(parents=True, exist_ok=True)
+    for i, case in enumerate(phantoms):
+        write_labels(case.lung_labels(), case.ct, ref_syn / f"synth{5000 + i}.nii.gz")
+    sets["synthetic_val"] = ([(f"synth{5000 + i}", c.ct) for i, c in enumerate(phantoms)], ref_syn, "labels")
+    for set_name, (cases, ref, ref_map) in sets.items():
+        for seg_name, seg in segmenters.items():
+            pred_dir = work / f"pred_{set_name}_{seg_name}"
+            pred_dir.mkdir(parents=True, exist_ok=True)
+            swaps = 0
+            for name, ct in cases:
+                labels = seg(ct).labels
+                labels = np.where(labels == 3, 0, labels)  # lungs only here; nodules are scored below
+                write_labels(labels, ct, pred_dir / f"{name}.nii.gz")
+                if name in sides:
+                    swaps += _is_swapped(labels, sides[name])
+            summary = evaluate(pred_dir, Path(ref), work / f"eval_{set_name}_{seg_name}", "--ref-map", ref_map)
+            results[f"{set_name}/{seg_name}"] = {"summary": _key_rows(summary), "left_right_swaps": swaps,
+                                                  "cases": len(cases)}
+    return results
+
+
+def _is_swapped(labels, ref) -> int:
+    """A left/right swap: the predicted sides overlap the opposite reference sides more."""
+    same = ((labels == 1) & (ref == 1)).sum() + ((labels == 2) & (ref == 2)).sum()
+    crossed = ((labels == 1) & (ref == 2)).sum() + ((labels == 2) & (ref == 1)).sum()
+    return int(crossed > same)
+
+
+def lidc_val(work: Path, n_patients: int | None) -> dict:
+    from lungseg.data.shared_sets import lidc_crops
+    from lungseg.data.splits import split_patients
+    from lungseg.default_model import NODULE
+    from lungseg.infer import ModelSegmenter
+    from lungseg.io import CTImage
+
+    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400])
+    val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)["val"])
+    if n_patients:
+        val_ids = set(sorted(val_ids)[:n_patients])
+    seg = ModelSegmenter.from_checkpoint(NODULE)
+    pred_dir, ref_dir = work / "pred_lidc", work / "ref_lidc"
+    for d in (pred_dir, ref_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    for c in cases:
+        if c.patient_id not in val_ids:
+            continue
+        image, label = c.load()
+        out = seg(CTImage.from_array(image[0], spacing=(0.7, 0.7, 1.0), is_hu=True), postprocess=False)
+        name = re.sub(r"[/]", "_", c.case_id)
+        Image.fromarray((out.labels[0] > 0).astype(np.uint8) * 3).save(pred_dir / f"{name}.png")
+        Image.fromarray(label[0].astype(np.uint8) * 3).save(ref_dir / f"{name}.png")
+    summary = evaluate(pred_dir, ref_dir, work / "eval_lidc", "--patient-regex", r"^(LIDC-IDRI-\d+)",
+                       "--spacing", "0.7,0.7,1", "--classes", "nodule")
+    return {"lidc_val_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}
+
+
+def _key_rows(summary: dict) -> list[dict]:
+    rows = summary.get("summary", summary)
+    if isinstance(rows, dict):
+        rows = rows.get("summary", [])
+    keep = [r for r in rows if r.get("metric") in KEY_METRICS or str(r.get("metric", "")).startswith("dice")]
+    return keep + list(summary.get("lesions", []))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "default_eval")
+    ap.add_argument("--lidc-patients", type=int, default=None, help="limit the LIDC validation patients")
+    ap.add_argument("--skip-lidc", action="store_true")
+    args = ap.parse_args()
+    from lungseg.default_model import DefaultSegmenter
+    from lungseg.segmenters import ClassicalSegmenter
+
+    segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
+    results = lung_sets(args.out_dir, segmenters)
+    if not args.skip_lidc:
+        results.update(lidc_val(args.out_dir, args.lidc_patients))
+    out = ROOT / "benchmarks" / "results" / "default_model_eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Retrain the shipped default models from scratch and install them in src/lungseg/weights/.
+
+    .venv/bin/python scripts/train_default_models.py [--only lung_hu,nodule,lung_image] [--resume]
+
+Each model is trained with `lungseg train configs/default_<name>.yaml` (same seed -> same weights
+on CPU), then its best checkpoint is stripped to what inference needs and copied into the
+package. Resumable: a killed run continues from runs/default_<name>/last.pt with --resume.
+Measured on the 2-core development VM: see src/lungseg/weights/MODEL_CARD.md.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {  # installed name -> config
+    "lung_hu": "configs/default_lung.yaml",
+    "nodule": "configs/default_nodule.yaml",
+    "lung_image": "configs/default_lung_image.yaml",
+}
+KEEP = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "config", "state_dict")
+
+
+def install(best: Path, name: str) -> Path:
+    """Copy the inference part of a checkpoint into the package (no optimiser state)."""
+    from lungseg.models.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(best)
+    payload = {k: ckpt[k] for k in KEEP if k in ckpt}
+    payload["display_name"] = name
+    return save_checkpoint(ROOT / "src" / "lungseg" / "weights" / f"{name}.pt", payload)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", default=",".join(MODELS))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--install-only", action="store_true", help="copy existing runs/*/best.pt, no training")
+    args = ap.parse_args()
+    from lungseg.train import train
+
+    for name in args.only.split(","):
+        out = ROOT / "runs" / f"default_{name}"
+        t = time.perf_counter()
+        if not args.install_only:
+            train(ROOT / MODELS[name], resume=args.resume, output_dir=out)
+        path = install(out / "best.pt", name)
+        print(f"{name}: trained in {(time.perf_counter() - t) / 60:.1f} min -> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

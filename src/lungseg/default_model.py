@@ -1,0 +1,58 @@
+"""The shipped default: a HU lung model (right/left), a nodule model run inside the lungs, and an
+image-mode lung model for pictures and normalised data. Weights live in lungseg/weights/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NotHUError
+from .io import CTImage
+from .postprocess import clean_nodules
+from .segmenters import SegmenterOutput
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
+LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
+NODULE = WEIGHTS_DIR / "nodule.pt"
+
+
+def default_available() -> bool:
+    return LUNG_HU.exists()
+
+
+class DefaultSegmenter:
+    requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
+
+    def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
+                 keep_probabilities: bool = False):
+        from .infer import ModelSegmenter
+        from .nodules import NoduleSegmenter
+
+        kw = dict(device=device, precision=precision, tta=tta, keep_probabilities=keep_probabilities)
+        self.lung_hu = ModelSegmenter.from_checkpoint(LUNG_HU, **kw)
+        self.lung_image = ModelSegmenter.from_checkpoint(LUNG_IMAGE, **kw) if LUNG_IMAGE.exists() else None
+        self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=precision) \
+            if nodules and NODULE.exists() else None
+        self.name = "default"
+
+    @property
+    def parts(self) -> list:
+        """The networks behind this segmenter (for benchmarks that count FLOPs)."""
+        return [p for p in (self.lung_hu, self.lung_image, self.nodule and self.nodule.segmenter) if p]
+
+    def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
+        if not ct.is_hu:
+            if self.lung_image is None:
+                raise NotHUError("input is not in Hounsfield units and no image-mode model is installed; "
+                                 "use --model classical, or --intensity hu if the values are HU")
+            self.name = "default (image-mode lungs)"
+            return self.lung_image(ct, postprocess=postprocess)
+        out = self.lung_hu(ct, postprocess=postprocess)
+        self.name = "default (lungs)"
+        if self.nodule is not None:
+            labels = out.labels.copy()
+            labels[self.nodule(ct, labels)] = 3
+            out.labels = clean_nodules(labels, np.asarray(ct.spacing_zyx)) if postprocess else labels
+            self.name = "default (lungs + nodules)"
+        return out
