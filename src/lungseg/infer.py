@@ -60,25 +60,48 @@ class ModelSegmenter:
         return cls(model, meta, device=device, **kwargs)
 
     # ---- public ------------------------------------------------------------------------------
+    def iter_probabilities(self, ct: CTImage):
+        """Yield (first slice, probabilities (b, K, y, x) float32) batch by batch, so a big scan
+        never holds its whole network input or probability volume in memory (2D models)."""
+        from .data.preprocess import intensity_stats, normalize_intensity
+
+        if self.dims != 2:
+            x = normalize_intensity(ct.array, self.intensity, is_hu=ct.is_hu)
+            yield 0, self._predict_3d(x).transpose(1, 0, 2, 3)
+            return
+        stats = intensity_stats(ct.array, self.intensity)  # whole-scan statistics, as in training
+        for start in range(0, ct.shape[0], self.batch_size):
+            chunk = ct.array[start:start + self.batch_size]
+            x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)  # (C, b, y, x)
+            yield start, self._predict_2d_batch(x.transpose(1, 0, 2, 3))
+
     def predict_probabilities(self, ct: CTImage) -> np.ndarray:
         """(K, z, y, x) float32 softmax probabilities in checkpoint class order."""
-        from .data.preprocess import normalize_intensity
-
-        x = normalize_intensity(ct.array, self.intensity, is_hu=ct.is_hu)  # (C, z, y, x)
-        return self._predict_2d(x) if self.dims == 2 else self._predict_3d(x)
+        out = np.empty((len(self.classes),) + ct.shape, dtype=np.float32)
+        for start, p in self.iter_probabilities(ct):
+            out[:, start:start + p.shape[0]] = p.transpose(1, 0, 2, 3)
+        return out
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
-        probs = self.predict_probabilities(ct)
-        labels = self._labels(probs, ct)
+        winner = np.empty(ct.shape, dtype=np.uint8)
+        low = np.empty(ct.shape, dtype=bool)
+        probs = np.empty((len(self.classes),) + ct.shape, np.float16) if self.keep_probabilities else None
+        for start, p in self.iter_probabilities(ct):
+            sl = slice(start, start + p.shape[0])
+            winner[sl] = p.argmax(axis=1)
+            low[sl] = low_confidence_map(p.transpose(1, 0, 2, 3))
+            if probs is not None:
+                probs[:, sl] = p.transpose(1, 0, 2, 3)
+        labels = self._labels(winner, ct)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx)
-        low = low_confidence_map(probs)
-        return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
+        return SegmenterOutput(labels, probs, low)
 
     # ---- internals ---------------------------------------------------------------------------
-    def _labels(self, probs: np.ndarray, ct: CTImage) -> np.ndarray:
+    def _labels(self, winner: np.ndarray, ct: CTImage) -> np.ndarray:
+        """Winning class indices -> lungseg labels (1 right, 2 left, 3 nodule)."""
         lut = np.array([CLASS_TO_LABEL.get(c, 0) for c in self.classes], dtype=np.uint8)
-        labels = lut[probs.argmax(axis=0)]
+        labels = lut[winner]
         if "lung" in self.classes and "left_lung" not in self.classes:  # a both-lungs model
             from .classical import split_left_right
 
@@ -109,27 +132,24 @@ class ModelSegmenter:
             order[r], order[l_] = l_, r
         return order
 
-    def _predict_2d(self, x: np.ndarray) -> np.ndarray:
+    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+        """(b, C, h, w) network input -> (b, K, h, w) probabilities at the input's size."""
         import torch
         import torch.nn.functional as F
 
-        c, z, h, w = x.shape
-        size = tuple(self.input_size) if self.input_size else _padded((h, w), self._divisibility())
-        out = np.empty((len(self.classes), z, h, w), dtype=np.float32)
-        for start in range(0, z, self.batch_size):
-            sl = torch.from_numpy(np.ascontiguousarray(x[:, start:start + self.batch_size].transpose(1, 0, 2, 3)))
-            sl = sl.to(self.device)
-            if self.input_size:
-                sl = F.interpolate(sl, size=size, mode="bilinear", align_corners=False)
-            else:
-                sl = F.pad(sl, (0, size[1] - w, 0, size[0] - h), mode="replicate")
-            probs = self._forward(sl)
-            if self.input_size:
-                probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-            else:
-                probs = probs[..., :h, :w]
-            out[:, start:start + sl.shape[0]] = probs.cpu().numpy().transpose(1, 0, 2, 3)
-        return out
+        b, c, h, w = x.shape
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        if self.input_size:
+            t = F.interpolate(t, size=tuple(self.input_size), mode="bilinear", align_corners=False)
+        else:
+            size = _padded((h, w), self._divisibility())
+            t = F.pad(t, (0, size[1] - w, 0, size[0] - h), mode="replicate")
+        probs = self._forward(t)
+        if self.input_size:
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        else:
+            probs = probs[..., :h, :w]
+        return probs.cpu().numpy()
 
     def _predict_3d(self, x: np.ndarray) -> np.ndarray:
         import torch

@@ -47,7 +47,9 @@ class NoduleSegmenter:
             t = torch.from_numpy(np.ascontiguousarray(crop))[:, None]
             crop = F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
         sub = CTImage.from_array(crop, spacing=(self.pixel_mm, self.pixel_mm, ct.spacing[2]), is_hu=ct.is_hu)
-        p = self.segmenter.predict_probabilities(sub)[self.channel]
+        p = np.empty(sub.shape, np.float32)
+        for start, batch in self.segmenter.iter_probabilities(sub):
+            p[start:start + batch.shape[0]] = batch[:, self.channel]
         if size != (h, w):
             p = F.interpolate(torch.from_numpy(p)[:, None], size=(h, w), mode="bilinear",
                               align_corners=False)[:, 0].numpy()

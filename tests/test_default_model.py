@@ -1,0 +1,94 @@
+"""The shipped default models: loading, accuracy on the bundled sample, determinism, image mode,
+nodules only inside lungs, and reproducible retraining."""
+import numpy as np
+import pytest
+import torch
+from conftest import dice
+
+from lungseg.default_model import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
+from lungseg.infer import ModelSegmenter
+from lungseg.io import CTImage
+from lungseg.nodules import NoduleSegmenter
+
+needs_weights = pytest.mark.skipif(not LUNG_HU.exists(), reason="no default weights in src/lungseg/weights")
+
+
+@pytest.fixture(scope="module")
+def default():
+    return DefaultSegmenter()
+
+
+@needs_weights
+def test_weights_are_small_and_load(default):
+    total = sum(p.stat().st_size for p in (LUNG_HU, LUNG_IMAGE, NODULE) if p.exists())
+    assert total <= 30 * 1024**2
+    assert default.lung_hu.classes == ["background", "right_lung", "left_lung"]
+    assert default.lung_hu.requires_hu
+
+
+@needs_weights
+def test_sample_lungs_match_reference_and_sides(default, sample_ct, sample_lung_mask):
+    """The bundled CIP case is validation data for the default model (never trained on)."""
+    labels = default(sample_ct).labels
+    assert dice(np.isin(labels, (1, 2, 3)), sample_lung_mask) >= 0.93
+    right = sample_ct.left_coordinate(np.argwhere(labels == 1)).mean()
+    left = sample_ct.left_coordinate(np.argwhere(labels == 2)).mean()
+    assert right < 0 < left
+
+
+@needs_weights
+def test_inference_is_deterministic(default, sample_ct):
+    np.testing.assert_array_equal(default(sample_ct).labels, default(sample_ct).labels)
+
+
+@needs_weights
+def test_image_mode_picture_uses_the_image_model(default, sample_ct, sample_lung_mask):
+    if default.lung_image is None:
+        pytest.skip("no image-mode model shipped")
+    k = int(np.argmax(sample_lung_mask.sum(axis=(1, 2))))
+    pic = np.clip((sample_ct.array[k] + 1000) / 1400 * 255, 0, 255).astype(np.uint8)
+    out = default(CTImage.from_array(pic, is_hu=False))
+    assert out.labels.shape == (1, 64, 64)
+    assert dice(out.labels[0] > 0, sample_lung_mask[k]) >= 0.85
+    assert set(np.unique(out.labels)) <= {0, 1, 2}
+
+
+class BrightIsNodule(torch.nn.Module):
+    """Fake nodule model: anything brighter than -400 HU in the lung window is 'nodule'."""
+
+    def forward(self, x):
+        score = (x[:, :1] - 0.4) * 40  # lung window: -400 HU -> 0.63; -850 HU -> 0.33
+        return torch.cat([-score, score], dim=1)
+
+
+def test_nodules_are_searched_only_in_and_against_the_lungs():
+    arr = np.full((20, 64, 64), 40.0, np.float32)  # soft tissue everywhere
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[2:18, 10:50, 5:28] = 1
+    lungs[2:18, 10:50, 36:60] = 2
+    arr[lungs > 0] = -850
+    z, y, x = np.mgrid[:20, :64, :64]
+    arr[(z - 9) ** 2 + (y - 30) ** 2 + (x - 15) ** 2 <= 9] = 30  # a nodule in the right lung
+    ct = CTImage.from_array(arr, spacing=(0.7, 0.7, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": [128, 128], "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+    finder = NoduleSegmenter(ModelSegmenter(BrightIsNodule(), meta, precision="fp32"))
+    found = finder(ct, lungs)
+    assert found[9, 30, 15]  # the nodule
+    assert not found[:, 58:, :].any()  # soft tissue far from the lungs is never searched
+    assert not found[0].any() and not found[19].any()  # slices without lung are skipped
+
+
+def test_retraining_is_reproducible(tmp_path):
+    """Same config and seed -> the same weights on CPU (what `make weights` relies on)."""
+    from test_train import tiny
+
+    from lungseg.train import train
+
+    a = train(tiny(tmp_path / "a", epochs=2)).best_checkpoint
+    b = train(tiny(tmp_path / "b", epochs=2)).best_checkpoint
+    sa = torch.load(a, weights_only=True)["state_dict"]
+    sb = torch.load(b, weights_only=True)["state_dict"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
