@@ -38,7 +38,7 @@ def canonical_name(name: str) -> str:
 class Case:
     case_id: str
     patient_id: str
-    loader: Callable[[], tuple[np.ndarray, np.ndarray]]  # -> (image float32 zyx, label uint8 zyx)
+    loader: Callable[[], tuple]  # -> (image float32 zyx, label uint8 zyx[, spacing xyz])
     label_names: dict[int, str]  # value -> canonical class name (0 is background)
     is_hu: bool
     spacing: tuple[float, float, float] | None = None  # (x, y, z) mm when known
@@ -50,7 +50,10 @@ class Case:
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         if self._data is not None:
             return self._data
-        image, label = self.loader()
+        loaded = self.loader()  # (image, label) or (image, label, spacing_xyz) when the loader knows it
+        image, label = loaded[:2]
+        if len(loaded) > 2 and loaded[2] is not None:
+            self.spacing = tuple(float(v) for v in loaded[2])
         image = np.asarray(image, dtype=np.float32)
         label = np.asarray(label, dtype=np.uint8)
         if image.ndim == 2:

@@ -93,8 +93,8 @@ def imlab3d(path=None, ids=None, split_sides: bool = False) -> list[Case]:
             if split_sides:
                 from ..classical import split_left_right
 
-                return ct.array, split_left_right(mask, ct)
-            return ct.array, mask.astype(np.uint8)
+                return ct.array, split_left_right(mask, ct), ct.spacing
+            return ct.array, mask.astype(np.uint8), ct.spacing
 
         names = {1: "right_lung", 2: "left_lung"} if split_sides else {1: "lung"}
         cases.append(Case(f"imlab3d-{pid}", f"imlab3d-{pid}", loader, names, is_hu=True, source="imlab3d"))

@@ -42,7 +42,7 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
         def loader():
             gen = _resolve(generator)
             case = gen(s, **overrides)
-            return case.ct.array, (case.lung_labels() if nodules_as_lung else case.labels)
+            return case.ct.array, (case.lung_labels() if nodules_as_lung else case.labels), case.ct.spacing
 
         return loader
 
