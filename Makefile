@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT ?= out/demo
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install demo test test-slow test-all bench weights clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-slow: install
 
 test-all: install
 	$(VENV)/bin/pytest -q -m "slow or not slow"
+
+weights: install  # retrain the shipped default models from scratch (CPU, see MODEL_CARD.md)
+	$(PY) scripts/train_default_models.py
 
 bench: install
 	$(PY) benchmarks/classical.py

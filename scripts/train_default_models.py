@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {  # installed name -> config
-    "lung_hu": "configs/default_lung.yaml",
-    "nodule": "configs/default_nodule.yaml",
-    "lung_image": "configs/default_lung_image.yaml",
+MODELS = {  # installed name -> training stages (config, run folder); the last stage is installed
+    "lung_hu": [("configs/default_lung.yaml", "runs/default_lung_hu"),
+                ("configs/default_lung_finetune.yaml", "runs/default_lung_hu_finetune")],
+    "nodule": [("configs/default_nodule.yaml", "runs/default_nodule")],
+    "lung_image": [("configs/default_lung_image.yaml", "runs/default_lung_image")],
 }
 KEEP = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "config", "state_dict")
 
@@ -41,11 +42,11 @@ def main() -> None:
     from lungseg.train import train
 
     for name in args.only.split(","):
-        out = ROOT / "runs" / f"default_{name}"
         t = time.perf_counter()
-        if not args.install_only:
-            train(ROOT / MODELS[name], resume=args.resume, output_dir=out)
-        path = install(out / "best.pt", name)
+        for config, out in MODELS[name]:
+            if not args.install_only:
+                train(ROOT / config, resume=args.resume, output_dir=ROOT / out)
+        path = install(ROOT / MODELS[name][-1][1] / "best.pt", name)
         print(f"{name}: trained in {(time.perf_counter() - t) / 60:.1f} min -> {path}", flush=True)
 
 

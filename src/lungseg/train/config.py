@@ -24,6 +24,7 @@ from ..errors import LungsegError
 class ModelConfig:
     name: str = "fast_unet"
     kwargs: dict = field(default_factory=dict)  # builder options; in/out channels and dims come from data
+    init_from: str | None = None  # a lungseg checkpoint whose weights start this run (fine-tuning)
 
 
 @dataclass

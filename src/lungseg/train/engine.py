@@ -278,7 +278,10 @@ def _train(cfg: TrainConfig, info: ddp.DistInfo, resume: bool, output_dir) -> Tr
     spec = model_spec(cfg.model.name, **model_kwargs)
     _check_sizes(cfg, spec)
     torch.manual_seed(cfg.seed)  # identical initial weights whatever happened before
-    model = build_model(cfg.model.name, **model_kwargs).to(info.device)
+    model = build_model(cfg.model.name, **model_kwargs)
+    if cfg.model.init_from:  # fine-tuning: start from a trained checkpoint's weights
+        model.load_state_dict(read_checkpoint(cfg.model.init_from)["state_dict"])
+    model = model.to(info.device)
     amp = cfg.amp == "bf16" or (cfg.amp == "auto" and _bf16_available(info.device))
     phases = cfg.phase_list()
     total = cfg.total_epochs()
