@@ -77,6 +77,7 @@ def segment(scan, model="default", *, postprocess: bool = True, device: str = "c
     check_intensity(segmenter, ct)
     out = segmenter(ct, postprocess=postprocess)
     labels = np.asarray(out.labels, dtype=np.uint8)
+    notes.extend(out.notes)
     if not np.isin(labels, (1, 2)).any():
         notes.append("no lungs found in view: the mask is empty")
     if not ct.is_hu:

@@ -12,6 +12,7 @@ from .postprocess import clean_nodules
 from .segmenters import SegmenterOutput
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 mm pixels)
 LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
 LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
 NODULE = WEIGHTS_DIR / "nodule.pt"
@@ -50,7 +51,10 @@ class DefaultSegmenter:
             return self.lung_image(ct, postprocess=postprocess)
         out = self.lung_hu(ct, postprocess=postprocess)
         self.name = "default (lungs)"
-        if self.nodule is not None:
+        if self.nodule is not None and min(ct.spacing[:2]) > NODULE_MAX_PIXEL_MM:
+            out.notes.append(f"nodules not searched: pixels are {min(ct.spacing[:2]):.2f} mm, the nodule model "
+                             f"needs <= {NODULE_MAX_PIXEL_MM} mm")
+        elif self.nodule is not None:
             labels = out.labels.copy()
             labels[self.nodule(ct, labels)] = 3
             out.labels = clean_nodules(labels, np.asarray(ct.spacing_zyx)) if postprocess else labels

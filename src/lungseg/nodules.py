@@ -22,10 +22,10 @@ class NoduleSegmenter:
         self.name = segmenter.name
 
     @classmethod
-    def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> "NoduleSegmenter":
+    def from_checkpoint(cls, path, device: str = "cpu", precision: str = "auto", **kwargs) -> "NoduleSegmenter":
         from .infer import ModelSegmenter
 
-        return cls(ModelSegmenter.from_checkpoint(path, device=device), **kwargs)
+        return cls(ModelSegmenter.from_checkpoint(path, device=device, precision=precision), **kwargs)
 
     def probability(self, ct: CTImage, lungs: np.ndarray) -> np.ndarray:
         """Nodule probability (z, y, x) float32; zero outside the lungs' slices and box."""

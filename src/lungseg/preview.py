@@ -13,6 +13,7 @@ from .io import CTImage, atomic_path
 
 LABEL_COLOURS = {1: ("right lung", "#2f8cff"), 2: ("left lung", "#2ecc40"), 3: ("nodule", "#ff4136")}
 LOW_CONFIDENCE_COLOUR = ("low confidence", "#ffdc00")
+MIN_SLICES_FOR_REFORMATS = 8  # fewer slices make coronal/sagittal views mere lines
 
 
 def _window(ct: CTImage) -> tuple[float, float]:
@@ -54,7 +55,7 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
     z, y, x = _centre(labels)
     sx, sy, sz = ct.spacing
     views = [("axial", ct.array[z], labels[z], None if low_confidence is None else low_confidence[z], sy / sx, "upper")]
-    if ct.shape[0] > 1:
+    if ct.shape[0] >= MIN_SLICES_FOR_REFORMATS:
         lc = low_confidence
         views += [
             ("coronal", ct.array[:, y, :], labels[:, y, :], None if lc is None else lc[:, y, :], sz / sx, "lower"),

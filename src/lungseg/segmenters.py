@@ -2,7 +2,7 @@
 user's --model choice (classical, default, a checkpoint path) to one."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ class SegmenterOutput:
     labels: np.ndarray  # uint8 (z, y, x), canonical grid
     probabilities: np.ndarray | None = None  # float (C, z, y, x) when the segmenter has them
     low_confidence: np.ndarray | None = None  # bool (z, y, x)
+    notes: list[str] = field(default_factory=list)  # what the user should know about this result
 
 
 class ClassicalSegmenter:
