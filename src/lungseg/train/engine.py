@@ -19,7 +19,7 @@ from ..data.datasets import DataBundle, build_datasets, sample_seed
 from ..errors import LungsegError
 from ..losses import build_loss
 from ..models import build_model, model_spec
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import read_checkpoint, save_checkpoint
 from . import ddp
 from .config import PhaseConfig, TrainConfig, load_config, save_config
 from .curves import plot_curves
