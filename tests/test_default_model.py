@@ -92,3 +92,20 @@ def test_retraining_is_reproducible(tmp_path):
     assert sa.keys() == sb.keys()
     for k in sa:
         assert torch.equal(sa[k], sb[k]), k
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path):
+    """model.init_from loads a trained checkpoint; with lr 0 its parameters stay exactly as given."""
+    from test_train import tiny
+
+    from lungseg.models import build_model
+    from lungseg.train import train
+
+    first = train(tiny(tmp_path / "a")).best_checkpoint
+    cfg = tiny(tmp_path / "b", **{"model.init_from": str(first), "optim.lr": 0.0})
+    second = train(cfg).best_checkpoint
+    a = torch.load(first, weights_only=True)["state_dict"]
+    b = torch.load(second, weights_only=True)["state_dict"]
+    params = dict(build_model("fast_unet", channels=[8, 16, 32], num_res_units=1).named_parameters())
+    for name in params:
+        assert torch.equal(a[name], b[name]), name
