@@ -122,15 +122,18 @@ def main() -> None:
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "default_eval")
     ap.add_argument("--lidc-patients", type=int, default=None, help="limit the LIDC validation patients")
     ap.add_argument("--skip-lidc", action="store_true")
+    ap.add_argument("--skip-lungs", action="store_true")
     args = ap.parse_args()
     from lungseg.default_model import DefaultSegmenter
     from lungseg.segmenters import ClassicalSegmenter
 
-    segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
-    results = lung_sets(args.out_dir, segmenters)
+    out = ROOT / "benchmarks" / "results" / "default_model_eval.json"
+    results = json.loads(out.read_text()) if out.exists() else {}
+    if not args.skip_lungs:
+        segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
+        results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
         results.update(lidc_val(args.out_dir, args.lidc_patients))
-    out = ROOT / "benchmarks" / "results" / "default_model_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
     print(f"wrote {out}")
