@@ -65,28 +65,26 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def model_flops(model_arg: str, shape_zyx) -> dict:
-    """Forward FLOPs of the model(s) behind `model_arg` for one volume (torch's flop counter)."""
+    """Forward FLOPs of the networks behind `model_arg` for one volume (torch's flop counter).
+    A network without a fixed input size (the nodule model) is counted on whole slices: an
+    upper bound, since it really runs on the lungs' bounding box only."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from lungseg.data.preprocess import num_channels
     from lungseg.segmenters import resolve_segmenter
 
     seg = resolve_segmenter(model_arg)
+    parts = [p for p in getattr(seg, "parts", [seg]) if hasattr(p, "model")]
+    if hasattr(seg, "lung_image"):  # HU input never reaches the image-mode model
+        parts = [p for p in parts if p is not seg.lung_image]
     total = 0.0
-    for part in getattr(seg, "parts", [seg]):
-        if not hasattr(part, "model"):
-            continue
+    for part in parts:
         size = tuple(part.input_size or shape_zyx[1:])
-        x = torch.zeros(1, part.model_in_channels if hasattr(part, "model_in_channels") else 1, *size)
-        try:
-            with FlopCounterMode(display=False) as fc, torch.inference_mode():
-                part.model(x)
-        except RuntimeError:
-            x = torch.zeros(1, 2, *size)
-            with FlopCounterMode(display=False) as fc, torch.inference_mode():
-                part.model(x)
-        slices = getattr(part, "slices_run", None) or shape_zyx[0]
-        total += fc.get_total_flops() * slices
+        x = torch.zeros(1, num_channels(part.intensity), *size)
+        with FlopCounterMode(display=False) as fc, torch.inference_mode():
+            part.model(x)
+        total += fc.get_total_flops() * shape_zyx[0]
     return {"gflop_per_volume": total / 1e9}
 
 
