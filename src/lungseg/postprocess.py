@@ -32,9 +32,25 @@ def fill_lung_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def foreground_box(labels: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
+    """Bounding box of the non-zero voxels plus a margin (the whole array when empty)."""
+    nz = [np.nonzero(labels.any(axis=tuple(a for a in range(labels.ndim) if a != ax)))[0] for ax in range(labels.ndim)]
+    if any(len(n) == 0 for n in nz):
+        return tuple(slice(None) for _ in range(labels.ndim))
+    return tuple(slice(max(0, n[0] - margin), min(size, n[-1] + margin + 1)) for n, size in zip(nz, labels.shape))
+
+
 def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piece_ml: float = 2.0,
                        min_nodule_mm: float = 3.0) -> np.ndarray:
-    """Clean a (z, y, x) label map of 0/1/2/3. Works for single slices (z = 1) too."""
+    """Clean a (z, y, x) label map of 0/1/2/3. Works for single slices (z = 1) too.
+    Runs on the labels' bounding box only: lungs fill a third of a chest CT's grid."""
+    box = foreground_box(labels)
+    out = np.zeros_like(labels)
+    out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm)
+    return out
+
+
+def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodule_mm: float) -> np.ndarray:
     single = labels.shape[0] == 1
     lab = labels[0] if single else labels
     spacing = np.asarray(spacing_zyx[1:] if single else spacing_zyx, dtype=float)

@@ -33,11 +33,24 @@ def lung_statistics(ct: CTImage, labels: np.ndarray) -> dict:
 
 
 def _nearest_lung(labels: np.ndarray) -> np.ndarray:
-    lungs = np.isin(labels, (1, 2))
+    """For each nodule voxel, the lung (1 or 2) nearest to it; 0 elsewhere. Computed on the
+    nodules' bounding box (plus a margin), not the whole grid."""
+    from .postprocess import foreground_box
+
+    out = np.zeros_like(labels)
+    nodule = labels == 3
+    lungs_all = np.isin(labels, (1, 2))
+    if not nodule.any() or not lungs_all.any():
+        return out
+    box = foreground_box(nodule, margin=20)
+    sub = labels[box]
+    lungs = np.isin(sub, (1, 2))
     if not lungs.any():
-        return np.zeros_like(labels)
+        box, sub, lungs = tuple(slice(None) for _ in labels.shape), labels, lungs_all
     idx = ndi.distance_transform_edt(~lungs, return_distances=False, return_indices=True)
-    return labels[tuple(idx)]
+    nearest = sub[tuple(idx)]
+    out[box] = np.where(sub == 3, nearest, 0)
+    return out
 
 
 def nodule_statistics(ct: CTImage, labels: np.ndarray) -> list[dict]:
