@@ -63,6 +63,13 @@ def _grid(n):
     return fig, axes[:n]
 
 
+def _volumes(rows, cls):
+    """Predicted and reference volumes (mL) of one class, cases where both are known."""
+    p, q = _col(rows, cls, "vol_pred_ml"), _col(rows, cls, "vol_ref_ml")
+    ok = np.isfinite(p) & np.isfinite(q)
+    return p[ok], q[ok]
+
+
 def bland_altman_volumes(rows, path):
     """Difference (pred - ref) against mean volume, with bias and 95% limits of agreement."""
     classes = _classes(rows)
@@ -70,9 +77,8 @@ def bland_altman_volumes(rows, path):
         return None
     fig, axes = _grid(len(classes))
     for ax, cls in zip(axes, classes):
-        p, q = _col(rows, cls, "vol_pred_ml"), _col(rows, cls, "vol_ref_ml")
-        ok = np.isfinite(p) & np.isfinite(q)
-        mean, diff = (p[ok] + q[ok]) / 2, p[ok] - q[ok]
+        p, q = _volumes(rows, cls)
+        mean, diff = (p + q) / 2, p - q
         ax.scatter(mean, diff, s=22, color=CLASS_COLOURS.get(cls), alpha=0.8, edgecolor="k", linewidth=0.3)
         if diff.size:
             bias = diff.mean()
@@ -96,9 +102,7 @@ def volume_scatter(rows, path):
         return None
     fig, axes = _grid(len(classes))
     for ax, cls in zip(axes, classes):
-        p, q = _col(rows, cls, "vol_pred_ml"), _col(rows, cls, "vol_ref_ml")
-        ok = np.isfinite(p) & np.isfinite(q)
-        p, q = p[ok], q[ok]
+        p, q = _volumes(rows, cls)
         ax.scatter(q, p, s=22, color=CLASS_COLOURS.get(cls), alpha=0.8, edgecolor="k", linewidth=0.3)
         both = np.concatenate([p, q])
         lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
