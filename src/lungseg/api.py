@@ -84,5 +84,5 @@ def segment(scan, model="default", *, postprocess: bool = True, device: str = "c
         notes.append("input is not in Hounsfield units (image mode): HU statistics are not reported")
     for note in notes:
         log.warning(note)
-    report = build_report(ct, labels, model=segmenter.name, warnings=notes)
+    report = build_report(ct, labels, model=out.model or segmenter.name, warnings=notes)
     return SegmentationResult(ct, labels, report, out.probabilities, out.low_confidence, notes)

@@ -23,6 +23,7 @@ def default_available() -> bool:
 
 
 class DefaultSegmenter:
+    name = "default"
     requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
@@ -35,7 +36,6 @@ class DefaultSegmenter:
         self.lung_image = ModelSegmenter.from_checkpoint(LUNG_IMAGE, **kw) if LUNG_IMAGE.exists() else None
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=precision) \
             if nodules and NODULE.exists() else None
-        self.name = "default"
 
     @property
     def parts(self) -> list:
@@ -47,10 +47,11 @@ class DefaultSegmenter:
             if self.lung_image is None:
                 raise NotHUError("input is not in Hounsfield units and no image-mode model is installed; "
                                  "use --model classical, or --intensity hu if the values are HU")
-            self.name = "default (image-mode lungs)"
-            return self.lung_image(ct, postprocess=postprocess)
+            out = self.lung_image(ct, postprocess=postprocess)
+            out.model = "default (image-mode lungs)"
+            return out
         out = self.lung_hu(ct, postprocess=postprocess)
-        self.name = "default (lungs)"
+        out.model = "default (lungs)"
         if self.nodule is not None and min(ct.spacing[:2]) > NODULE_MAX_PIXEL_MM:
             out.notes.append(f"nodules not searched: pixels are {min(ct.spacing[:2]):.2f} mm, the nodule model "
                              f"needs <= {NODULE_MAX_PIXEL_MM} mm")
@@ -58,5 +59,5 @@ class DefaultSegmenter:
             labels = out.labels.copy()
             labels[self.nodule(ct, labels)] = 3
             out.labels = clean_nodules(labels, np.asarray(ct.spacing_zyx)) if postprocess else labels
-            self.name = "default (lungs + nodules)"
+            out.model = "default (lungs + nodules)"
         return out

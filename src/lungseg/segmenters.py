@@ -18,6 +18,7 @@ class SegmenterOutput:
     probabilities: np.ndarray | None = None  # float (C, z, y, x) when the segmenter has them
     low_confidence: np.ndarray | None = None  # bool (z, y, x)
     notes: list[str] = field(default_factory=list)  # what the user should know about this result
+    model: str | None = None  # what produced this result, when it differs from the segmenter's name
 
 
 class ClassicalSegmenter:

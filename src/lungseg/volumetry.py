@@ -10,14 +10,14 @@ EMPHYSEMA_HU = -950.0  # LAA-950: the standard low-attenuation-area threshold on
 LUNG_NAMES = {1: "right", 2: "left"}
 
 
-def lung_statistics(ct: CTImage, labels: np.ndarray) -> dict:
+def lung_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | None = None) -> dict:
     """Per lung (and both): volume in mL, mean HU and emphysema index (% voxels < -950 HU).
-    Nodules (label 3) count toward the lung they sit in for volumes."""
+    Nodules (label 3) count toward the lung they sit in for volumes (`nearest`: _nearest_lung)."""
     out = {}
     nodule = labels == 3
     sides = {name: labels == value for value, name in LUNG_NAMES.items()}
     if nodule.any():  # give each nodule voxel to the nearer lung so lung volumes include tumours
-        nearest = _nearest_lung(labels)
+        nearest = _nearest_lung(labels) if nearest is None else nearest
         for value, name in LUNG_NAMES.items():
             sides[name] = sides[name] | (nodule & (nearest == value))
     sides["total"] = sides["right"] | sides["left"]
@@ -53,13 +53,13 @@ def _nearest_lung(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def nodule_statistics(ct: CTImage, labels: np.ndarray) -> list[dict]:
+def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | None = None) -> list[dict]:
     """One entry per connected nodule: size, density, position (side, slices, LPS centroid)."""
     nodule = labels == 3
     if not nodule.any():
         return []
     lab, n = ndi.label(nodule, structure=np.ones((3, 3, 3)))
-    nearest = _nearest_lung(labels)
+    nearest = _nearest_lung(labels) if nearest is None else nearest
     spacing = np.asarray(ct.spacing_zyx)
     out = []
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
@@ -100,6 +100,7 @@ def _max_axial_extent(comp: np.ndarray, spacing: np.ndarray) -> float:
 
 
 def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str]) -> dict:
+    nearest = _nearest_lung(labels)  # shared by the lung volumes and the nodule sides
     return {
         "input": {
             "source": ct.source,
@@ -110,7 +111,7 @@ def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str
         },
         "model": model,
         "labels": {"1": "right lung", "2": "left lung", "3": "nodule"},
-        "lungs": lung_statistics(ct, labels),
-        "nodules": nodule_statistics(ct, labels),
+        "lungs": lung_statistics(ct, labels, nearest),
+        "nodules": nodule_statistics(ct, labels, nearest),
         "warnings": list(warnings),
     }
