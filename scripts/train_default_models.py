@@ -23,14 +23,25 @@ MODELS = {  # installed name -> training stages (config, run folder); the last s
 KEEP = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "config", "state_dict")
 
 
+EXPORT = {"lung_hu": True, "nodule": False}  # models run on OpenVINO -> resize inside the graph?
+
+
 def install(best: Path, name: str) -> Path:
-    """Copy the inference part of a checkpoint into the package (no optimiser state)."""
+    """Copy the inference part of a checkpoint into the package (no optimiser state; weights
+    stored in fp16 to keep the package small) and export the ONNX graph the CPU runtime uses."""
+    import torch
+
+    from lungseg.export import export_onnx
     from lungseg.models.checkpoint import read_checkpoint, save_checkpoint
 
     ckpt = read_checkpoint(best)
     payload = {k: ckpt[k] for k in KEEP if k in ckpt}
+    payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     payload["display_name"] = name
-    return save_checkpoint(ROOT / "src" / "lungseg" / "weights" / f"{name}.pt", payload)
+    path = save_checkpoint(ROOT / "src" / "lungseg" / "weights" / f"{name}.pt", payload)
+    if name in EXPORT:
+        export_onnx(path, resize=EXPORT[name])
+    return path
 
 
 def main() -> None:

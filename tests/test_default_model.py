@@ -7,6 +7,7 @@ from conftest import dice
 
 from lungseg.default_model import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
 from lungseg.infer import ModelSegmenter
+from lungseg.infer_openvino import openvino_export_for
 from lungseg.io import CTImage
 from lungseg.nodules import NoduleSegmenter
 
@@ -20,10 +21,28 @@ def default():
 
 @needs_weights
 def test_weights_are_small_and_load(default):
-    total = sum(p.stat().st_size for p in (LUNG_HU, LUNG_IMAGE, NODULE) if p.exists())
+    total = sum(p.stat().st_size for p in LUNG_HU.parent.iterdir() if p.suffix in (".pt", ".onnx", ".json"))
     assert total <= 30 * 1024**2
     assert default.lung_hu.classes == ["background", "right_lung", "left_lung"]
     assert default.lung_hu.requires_hu
+
+
+@needs_weights
+def test_shipped_onnx_exports_match_the_weights_and_run_on_openvino(default):
+    """The fast CPU path: exports of exactly the shipped .pt files, lungs resized inside the
+    graph, the nodule model on native-size crops."""
+    assert openvino_export_for(LUNG_HU, required=True).exists()
+    assert openvino_export_for(NODULE, resize=False, required=True).exists()
+    assert default.lung_hu.runtime == "openvino" and default.nodule.segmenter.runtime == "openvino"
+
+
+@needs_weights
+def test_openvino_masks_equal_pytorch_fp32(default, sample_ct):
+    torch_fp32 = ModelSegmenter.from_checkpoint(LUNG_HU, runtime="torch", precision="fp32")
+    assert torch_fp32.runtime == "torch"
+    a, b = default.lung_hu(sample_ct).labels, torch_fp32(sample_ct).labels
+    for side in (1, 2):
+        assert dice(a == side, b == side) >= 0.999
 
 
 @needs_weights

@@ -65,15 +65,16 @@ class SegmentationResult:
 
 
 def segment(scan, model="default", *, postprocess: bool = True, device: str = "cpu",
-            intensity: str = "auto") -> SegmentationResult:
+            intensity: str = "auto", **options) -> SegmentationResult:
     """Segment right lung (1), left lung (2) and nodules (3).
 
     scan: a path (DICOM folder/zip/file, NIfTI, NRRD, MHA/MHD, PNG/JPG/TIFF, NPY/NPZ) or a CTImage.
     model: 'default', 'classical', a checkpoint path, or a segmenter object.
+    options for networks: runtime='auto'|'torch'|'openvino', precision='auto'|'fp32'|'bf16', tta=bool.
     """
     ct = scan if isinstance(scan, CTImage) else read_ct(scan, intensity=intensity)
     notes: list[str] = []
-    segmenter = resolve_segmenter(model, device=device, notes=notes)
+    segmenter = resolve_segmenter(model, device=device, notes=notes, **options)
     check_intensity(segmenter, ct)
     out = segmenter(ct, postprocess=postprocess)
     labels = np.asarray(out.labels, dtype=np.uint8)

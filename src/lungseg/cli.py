@@ -10,7 +10,7 @@ import sys
 
 from .errors import LungsegError
 
-COMMANDS = ["segment", "synth", "train", "evaluate", "compare", "serve"]
+COMMANDS = ["segment", "synth", "train", "evaluate", "compare", "serve", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,15 +27,25 @@ class DefaultSegmenter:
     requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
-                 keep_probabilities: bool = False):
+                 keep_probabilities: bool = False, runtime: str = "auto"):
         from .infer import ModelSegmenter
         from .nodules import NoduleSegmenter
 
-        kw = dict(device=device, precision=precision, tta=tta, keep_probabilities=keep_probabilities)
+        kw = dict(device=device, precision=precision, tta=tta, keep_probabilities=keep_probabilities, runtime=runtime)
         self.lung_hu = ModelSegmenter.from_checkpoint(LUNG_HU, **kw)
-        self.lung_image = ModelSegmenter.from_checkpoint(LUNG_IMAGE, **kw) if LUNG_IMAGE.exists() else None
-        self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=precision) \
+        self._image_kw = kw
+        self._lung_image = None
+        self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=precision, runtime=runtime) \
             if nodules and NODULE.exists() else None
+
+    @property
+    def lung_image(self):
+        """The image-mode model, loaded on first use (most input is HU and never needs it)."""
+        if self._lung_image is None and LUNG_IMAGE.exists():
+            from .infer import ModelSegmenter
+
+            self._lung_image = ModelSegmenter.from_checkpoint(LUNG_IMAGE, **self._image_kw)
+        return self._lung_image
 
     @property
     def parts(self) -> list:

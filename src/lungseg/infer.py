@@ -1,9 +1,12 @@
 """ModelSegmenter: a trained checkpoint -> probabilities -> labels on the CT's grid.
 
 2D models run slice by slice in batches (each slice resized to the training input size and
-back); 3D models run MONAI's sliding-window inference. bf16 autocast is used where the CPU has
-it (2x faster here, Dice unchanged); test-time augmentation mirrors left/right and swaps the two
+back); 3D models run MONAI's sliding-window inference. Precision "auto" is fp32: bf16 autocast
+(precision="bf16") is ~2x faster on CPUs that have it but moved Dice by up to 0.002 on coarse
+scans (benchmarks/runtimes.py). Test-time augmentation mirrors left/right and swaps the two
 lung channels back. Full probability maps are kept only when asked for (they are large).
+`from_checkpoint` runs the model on OpenVINO (lungseg.infer_openvino) when an ONNX export of the
+same weights lies beside the checkpoint: same masks, no torch import.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import LungsegError
 from .io import CTImage
 from .postprocess import low_confidence_map, postprocess_labels
 from .segmenters import SegmenterOutput
@@ -33,9 +37,18 @@ class ModelSegmenter:
                  batch_size: int = 16, keep_probabilities: bool = False):
         import torch
 
+        self._read_meta(meta, tta, batch_size, keep_probabilities)
+        self.runtime = "torch"
         self.model = model.to(device).eval()
-        self.meta = meta
         self.device = torch.device(device)
+        use_bf16 = precision == "bf16" and (self.device.type != "cpu" or bf16_supported())
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+        if self.device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+
+    def _read_meta(self, meta: dict, tta: bool, batch_size: int, keep_probabilities: bool) -> None:
+        """What inference needs from a checkpoint's metadata (shared by every runtime)."""
+        self.meta = meta
         pre = meta.get("preprocessing", {})
         self.intensity = pre.get("intensity", {"mode": "window", "windows": ["lung"]})
         self.dims = int(pre.get("dims", 2))
@@ -44,20 +57,30 @@ class ModelSegmenter:
         self.classes = list(meta.get("classes", ["background", "right_lung", "left_lung", "nodule"]))
         self.name = meta.get("display_name") or Path(meta.get("path", "model")).stem
         self.requires_hu = self.intensity.get("mode") in ("window", "clip")
-        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cpu" and bf16_supported())
-        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
         self.tta = tta
         self.batch_size = batch_size
         self.keep_probabilities = keep_probabilities
-        if self.device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
 
     @classmethod
-    def from_checkpoint(cls, path, device: str = "cpu", **kwargs) -> "ModelSegmenter":
+    def from_checkpoint(cls, path, device: str = "cpu", runtime: str = "auto", resize: bool = True,
+                        **kwargs) -> "ModelSegmenter":
+        """runtime: 'torch', 'openvino' (needs an up-to-date `lungseg export` beside the
+        checkpoint) or 'auto' (OpenVINO on CPU when such an export exists, else torch)."""
+        from .infer_openvino import OpenVINOSegmenter, openvino_export_for
+
+        if runtime not in ("auto", "torch", "openvino"):
+            raise LungsegError(f"unknown runtime '{runtime}' (use auto, torch or openvino)")
+        onnx = openvino_export_for(path, resize=resize, required=runtime == "openvino") \
+            if runtime in ("auto", "openvino") and device == "cpu" else None
+        if onnx is not None:
+            return OpenVINOSegmenter(onnx, **kwargs)
         from .models import load_checkpoint
 
         model, meta = load_checkpoint(path, map_location=device)
-        return cls(model, meta, device=device, **kwargs)
+        segmenter = cls(model, meta, device=device, **kwargs)
+        if not resize:
+            segmenter.input_size = None
+        return segmenter
 
     # ---- public ------------------------------------------------------------------------------
     def iter_probabilities(self, ct: CTImage):

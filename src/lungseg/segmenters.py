@@ -43,9 +43,10 @@ def check_intensity(segmenter, ct: CTImage) -> None:
             "data, or --intensity hu if the values really are HU")
 
 
-def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | None = None):
+def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | None = None, **options):
     """'classical', 'default' (the shipped model; classical if none ships), a checkpoint path,
-    or an object that is already a segmenter (callable with .name)."""
+    or an object that is already a segmenter (callable with .name). options (networks only):
+    runtime ('auto' | 'torch' | 'openvino'), precision ('auto' | 'fp32' | 'bf16'), tta (bool)."""
     notes = notes if notes is not None else []
     if callable(model) and hasattr(model, "name"):
         return model
@@ -56,16 +57,16 @@ def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | N
         from .default_model import DefaultSegmenter, default_available
 
         if default_available():
-            return DefaultSegmenter(device=device)
+            return DefaultSegmenter(device=device, **options)
         notes.append("no trained default model is shipped in this version; used the classical segmenter")
         return ClassicalSegmenter()
     path = Path(model)
     if not path.exists():
         raise LungsegError(f"model '{model}' not found (use classical, default, or a checkpoint file path)")
-    return _load_model(path, device)
+    return _load_model(path, device, **options)
 
 
-def _load_model(path: Path, device: str):
+def _load_model(path: Path, device: str, **options):
     from .infer import ModelSegmenter
 
-    return ModelSegmenter.from_checkpoint(path, device=device)
+    return ModelSegmenter.from_checkpoint(path, device=device, **options)

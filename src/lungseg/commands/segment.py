@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
     p.add_argument("--preview", metavar="PNG", help="write a PNG with axial/coronal/sagittal overlays")
     p.add_argument("--probabilities", metavar="PATH", help="write probability maps (.npy, or lung probability as .nii.gz)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--runtime", choices=["auto", "torch", "openvino"], default="auto",
+                   help="auto (default): OpenVINO on CPU when the checkpoint has an ONNX export beside it "
+                        "(`lungseg export`), else PyTorch")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default) = fp32; bf16 is faster on CPUs that have it, masks may move slightly")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the left/right mirror")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
                    help="treat input values as Hounsfield units (hu), image intensities (image), or detect (auto)")
     p.add_argument("--no-postprocess", action="store_true", help="skip the post-processing chain")
@@ -42,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     return _segment_batch(cases, Path(args.output), args)
 
 
-def _segment_one(src: Path, out: Path, args, report, preview, probabilities) -> None:
+def _segment_one(src: Path, out: Path, args, report, preview, probabilities, model=None) -> None:
     from ..api import segment
 
-    result = segment(src, model=args.model, postprocess=not args.no_postprocess, device=args.device,
-                     intensity=args.intensity)
+    result = segment(src, model=model or args.model, postprocess=not args.no_postprocess, device=args.device,
+                     intensity=args.intensity, **network_options(args))
     result.save(out)
     if report:
         result.save_report(report)
@@ -58,6 +64,13 @@ def _segment_one(src: Path, out: Path, args, report, preview, probabilities) -> 
         lungs = result.report["lungs"]
         print(f"{src.name}: right {lungs['right']['volume_ml']:.0f} mL, left {lungs['left']['volume_ml']:.0f} mL, "
               f"{len(result.report['nodules'])} nodule(s) -> {out}")
+
+
+def network_options(args) -> dict:
+    """--runtime/--precision/--tta for networks; the classical segmenter takes none."""
+    if args.model == "classical":
+        return {}
+    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta}
 
 
 def _batch_inputs(src: Path) -> list[Path] | None:
@@ -84,8 +97,10 @@ def _segment_batch(cases: list[Path], out_dir: Path, args) -> int:
     from tqdm import tqdm
 
     from ..io import suffix_of
+    from ..segmenters import resolve_segmenter
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    model = resolve_segmenter(args.model, device=args.device, **network_options(args))  # loaded once
     failed = 0
     for src in tqdm(cases, desc="segmenting", unit="scan", disable=args.quiet, file=sys.stderr):
         name = _case_name(src)
@@ -94,7 +109,7 @@ def _segment_batch(cases: list[Path], out_dir: Path, args) -> int:
             _segment_one(src, out_dir / f"{name}{ext}", args,
                          out_dir / f"{name}.report.json" if args.report else None,
                          out_dir / f"{name}.preview.png" if args.preview else None,
-                         out_dir / f"{name}.probabilities.npy" if args.probabilities else None)
+                         out_dir / f"{name}.probabilities.npy" if args.probabilities else None, model)
         except LungsegError as e:
             failed += 1
             print(f"lungseg: error: {src.name}: {e}", file=sys.stderr)

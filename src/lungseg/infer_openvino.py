@@ -1,0 +1,95 @@
+"""ModelSegmenter on OpenVINO: runs a `lungseg export` ONNX graph on the CPU, no torch needed.
+
+Chosen by measurement (benchmarks/runtimes.py): OpenVINO fp32 is the fastest runtime whose
+masks keep PyTorch fp32's Dice to 0.001 (bf16 is faster but moves Dice by up to 0.002 on coarse
+scans, so it is opt-in: precision="bf16"), and a run skips the ~3.5 s import of torch and MONAI.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LungsegError
+from .export import file_sha256, read_sidecar
+from .infer import ModelSegmenter, _padded
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def openvino_export_for(checkpoint, resize: bool = True, required: bool = False) -> Path | None:
+    """The ONNX export beside `checkpoint` made from exactly these weights with the wanted
+    resizing, or None (an error instead when `required`)."""
+    checkpoint = Path(checkpoint)
+    onnx = checkpoint.with_suffix(".onnx")
+    problem = None
+    if not openvino_available():
+        problem = "the openvino package is not installed"
+    elif not onnx.exists():
+        problem = f"no ONNX export beside it; run `lungseg export {checkpoint}`"
+    else:
+        meta = read_sidecar(onnx)
+        graph_resizes = bool(meta.get("graph_input_size"))
+        wants_resize = resize and bool(meta.get("preprocessing", {}).get("input_size"))
+        if meta.get("source_sha256") != file_sha256(checkpoint):
+            problem = f"{onnx.name} was exported from other weights; run `lungseg export {checkpoint}` again"
+        elif graph_resizes != wants_resize:
+            problem = f"{onnx.name} {'resizes' if graph_resizes else 'does not resize'} its input, the caller " \
+                      f"needs the opposite (lungseg export {'--no-resize ' if not wants_resize else ''}{checkpoint})"
+    if problem is None:
+        return onnx
+    if required:
+        raise LungsegError(f"cannot run {checkpoint.name} on OpenVINO: {problem}")
+    return None
+
+
+class OpenVINOSegmenter(ModelSegmenter):
+    def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
+                 keep_probabilities: bool = False, device: str = "cpu"):
+        import openvino as ov
+
+        if device != "cpu":
+            raise LungsegError("the OpenVINO runtime runs on the CPU; use --runtime torch for a GPU")
+        meta = read_sidecar(onnx_path)
+        meta["path"] = str(onnx_path)
+        self._read_meta(meta, tta, batch_size, keep_probabilities)
+        self.input_size = meta.get("graph_input_size")  # the graph resizes to it (and back) itself
+        self.runtime = "openvino"
+        self.model = None
+        self.autocast_dtype = None
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise LungsegError("this CPU has no bf16 support; use --precision fp32")
+        self.precision = "bf16" if precision == "bf16" else "fp32"  # "auto": fp32, see the module note
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+                  "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled = core.compile_model(str(onnx_path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    @property
+    def graph_resizes(self) -> bool:
+        return bool(self.input_size)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+
+    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+        b, c, h, w = x.shape
+        if not self.input_size:  # pad to what the network's strides divide, as the torch path does
+            size = _padded((h, w), self._divisibility())
+            x = np.pad(x, ((0, 0), (0, 0), (0, size[0] - h), (0, size[1] - w)), mode="edge")
+        probs = self._run(x)
+        if self.tta:
+            flipped = self._run(x[..., ::-1])[..., ::-1]
+            probs = 0.5 * (probs + flipped[:, self._swap_lr()])
+        return probs[..., :h, :w]
+
+    def _predict_3d(self, x: np.ndarray) -> np.ndarray:
+        raise LungsegError("3D models run in PyTorch (--runtime torch)")

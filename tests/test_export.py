@@ -1,0 +1,118 @@
+"""`lungseg export` and the OpenVINO runtime: same masks as PyTorch, stale exports refused."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import dice
+
+from lungseg.errors import LungsegError
+from lungseg.export import export_onnx, read_sidecar
+from lungseg.infer import ModelSegmenter
+from lungseg.infer_openvino import openvino_export_for
+from lungseg.io import CTImage
+
+CLASSES = ["background", "right_lung", "left_lung"]
+
+
+def _checkpoint(path, seed=0, input_size=(64, 64)):
+    """A randomly initialised fast_unet saved as a lungseg checkpoint (project-made weights)."""
+    import torch
+
+    from lungseg.models import build_model
+    from lungseg.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("fast_unet", in_channels=1, out_channels=3)
+    return save_checkpoint(path, {
+        "model_name": "fast_unet", "model_kwargs": {"in_channels": 1, "out_channels": 3}, "spec": {"divisibility": 16},
+        "preprocessing": {"dims": 2, "input_size": list(input_size) if input_size else None,
+                          "intensity": {"mode": "window", "windows": ["lung"]}},
+        "classes": CLASSES, "epoch": 0, "metrics": {}, "state_dict": model.state_dict()})
+
+
+def _ct(shape=(3, 80, 96)):
+    rng = np.random.default_rng(0)
+    arr = rng.normal(0, 60, shape).astype(np.float32)
+    arr[:, 15:65, 10:44] -= 800
+    arr[:, 15:65, 52:86] -= 800
+    return CTImage.from_array(arr, spacing=(0.8, 0.8, 2.0))
+
+
+@pytest.mark.parametrize("input_size", [(64, 64), None])
+def test_openvino_probabilities_match_pytorch_fp32(tmp_path, input_size):
+    ckpt = _checkpoint(tmp_path / "m.pt", input_size=input_size)
+    export_onnx(ckpt)
+    ov = ModelSegmenter.from_checkpoint(ckpt, runtime="auto")
+    pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32")
+    assert (ov.runtime, pt.runtime) == ("openvino", "torch")
+    ct = _ct()
+    np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
+
+
+def test_openvino_tta_swaps_the_lungs_back(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt)
+    ct = _ct()
+    ov = ModelSegmenter.from_checkpoint(ckpt, tta=True).predict_probabilities(ct)
+    pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32", tta=True).predict_probabilities(ct)
+    np.testing.assert_allclose(ov, pt, atol=1e-4)
+
+
+def test_stale_export_falls_back_to_torch_or_fails_clearly(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt)
+    _checkpoint(ckpt, seed=1)  # new weights, old export
+    assert read_sidecar(tmp_path / "m.onnx")["source_checkpoint"] == "m.pt"
+    assert openvino_export_for(ckpt) is None
+    assert ModelSegmenter.from_checkpoint(ckpt).runtime == "torch"
+    with pytest.raises(LungsegError, match="exported from other weights"):
+        ModelSegmenter.from_checkpoint(ckpt, runtime="openvino")
+
+
+def test_export_without_resize_is_refused_where_resizing_is_needed(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt, resize=False)
+    with pytest.raises(LungsegError, match="does not resize"):
+        ModelSegmenter.from_checkpoint(ckpt, runtime="openvino")
+    assert ModelSegmenter.from_checkpoint(ckpt, runtime="openvino", resize=False).input_size is None
+
+
+def test_cli_export_then_segment_on_openvino(tmp_path):
+    from lungseg.io import read_labels, write_image
+
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    scan = tmp_path / "ct.nii.gz"
+    write_image(_ct(), scan)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "lungseg", *map(str, a)], capture_output=True, text=True,
+                                    timeout=300)
+    r = run("segment", scan, "-o", tmp_path / "ov.nii.gz", "--model", ckpt, "--runtime", "openvino")
+    assert r.returncode == 2 and "lungseg export" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "ov.nii.gz").exists()
+    r = run("export", ckpt)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.json").exists()
+    for runtime in ("openvino", "torch"):
+        r = run("segment", scan, "-o", tmp_path / f"{runtime}.nii.gz", "--model", ckpt, "--runtime", runtime,
+                "--no-postprocess", "--quiet")
+        assert r.returncode == 0, r.stderr
+    a, b = (read_labels(tmp_path / f"{n}.nii.gz").array for n in ("openvino", "torch"))
+    for side in (1, 2):
+        assert dice(a == side, b == side) >= 0.999
+
+
+def test_export_refuses_3d_models(tmp_path):
+    import torch
+
+    from lungseg.models import build_model
+    from lungseg.models.checkpoint import save_checkpoint
+
+    model = build_model("fast_unet", spatial_dims=3, in_channels=1, out_channels=3, channels=[4, 8], strides=[2])
+    ckpt = save_checkpoint(tmp_path / "m3.pt", {
+        "model_name": "fast_unet", "model_kwargs": {"spatial_dims": 3, "in_channels": 1, "out_channels": 3,
+                                                    "channels": [4, 8], "strides": [2]},
+        "preprocessing": {"dims": 3, "intensity": {"mode": "window", "windows": ["lung"]}}, "classes": CLASSES,
+        "state_dict": model.state_dict()})
+    with pytest.raises(LungsegError, match="only 2D"):
+        export_onnx(ckpt)
+    del torch
