@@ -3,7 +3,8 @@
 Both run as command-line tools in fresh processes (read NIfTI -> mask written), side by side in
 one run. lungmask's weights cannot be downloaded here, so a randomly initialised R231 network is
 saved and passed as --modelpath: its run time is the same as with trained weights.
-Also prints the default model's FLOPs per volume over this machine's measured matmul GFLOP/s.
+Also prints the default networks' FLOPs on this volume over this machine's measured fp32 matmul
+GFLOP/s: the physical floor of the network part.
 
     .venv/bin/python benchmarks/speed.py [--size 512 512 300] [--skip-lungmask] [--model default]
 Prints a table and writes benchmarks/results/speed.json.
@@ -64,28 +65,35 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def model_flops(model_arg: str, shape_zyx) -> dict:
-    """Forward FLOPs of the networks behind `model_arg` for one volume (torch's flop counter).
-    A network without a fixed input size (the nodule model) is counted on whole slices: an
-    upper bound, since it really runs on the lungs' bounding box only."""
+def model_flops(mask_path: Path) -> dict:
+    """Forward FLOPs of the default's networks on this volume (torch's flop counter): the lung
+    network on every slice at its input size, the nodule network on the lungs' bounding box
+    (padded as at inference) of the slices that hold lung, read off the mask our run wrote."""
+    import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from lungseg.data.preprocess import num_channels
-    from lungseg.segmenters import resolve_segmenter
+    from lungseg.default_model import LUNG_HU, NODULE
+    from lungseg.infer import ModelSegmenter, _padded
+    from lungseg.io import read_labels
+    from lungseg.nodules import MARGIN_PX
 
-    seg = resolve_segmenter(model_arg)
-    parts = [p for p in getattr(seg, "parts", [seg]) if hasattr(p, "model")]
-    if hasattr(seg, "lung_image"):  # HU input never reaches the image-mode model
-        parts = [p for p in parts if p is not seg.lung_image]
-    total = 0.0
-    for part in parts:
-        size = tuple(part.input_size or shape_zyx[1:])
-        x = torch.zeros(1, num_channels(part.intensity), *size)
+    labels = read_labels(mask_path).array
+    lungs = np.isin(labels, (1, 2, 3))
+    n_lung_slices = int(lungs.any(axis=(1, 2)).sum())
+    ys, xs = np.nonzero(lungs.any(axis=0))
+    box = (int(np.ptp(ys)) + 1 + 2 * MARGIN_PX, int(np.ptp(xs)) + 1 + 2 * MARGIN_PX)
+    parts = {"lung": (LUNG_HU, None, labels.shape[0]), "nodule": (NODULE, _padded(box, 16), n_lung_slices)}
+    out = {}
+    for name, (path, size, n_slices) in parts.items():
+        seg = ModelSegmenter.from_checkpoint(path, runtime="torch", precision="fp32")
+        x = torch.zeros(1, num_channels(seg.intensity), *(size or seg.input_size))
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
-            part.model(x)
-        total += fc.get_total_flops() * shape_zyx[0]
-    return {"gflop_per_volume": total / 1e9}
+            seg.model(x)
+        out[f"gflop_{name}"] = fc.get_total_flops() * n_slices / 1e9
+    out["gflop_per_volume"] = sum(out.values())
+    return out
 
 
 def main() -> None:
@@ -106,6 +114,7 @@ def main() -> None:
         n_slices = args.size[2]
         r = timed([lungseg, "segment", str(vol), "-o", str(tmp / "ours.nii.gz"), "--model", args.model, "--quiet"])
         rows.append({"tool": f"lungseg ({args.model})", **r})
+        flops = model_flops(tmp / "ours.nii.gz") if args.model == "default" and r["rc"] == 0 else None
         if not args.skip_lungmask:
             weights = tmp / "r231_random.pth"
             random_r231(weights)
@@ -117,7 +126,7 @@ def main() -> None:
         if row["rc"] != 0:
             print(f"{row['tool']} failed: {row['stderr']}", file=sys.stderr)
     gflops = matmul_gflops()
-    flops = model_flops(args.model, (args.size[2], args.size[1], args.size[0]))
+    flops = flops or {"gflop_per_volume": float("nan")}
     floor_s = flops["gflop_per_volume"] / gflops
     print(f"\n{'tool':34s} {'seconds':>8s} {'slices/s':>9s} {'peak RSS MB':>12s}")
     for row in rows:

@@ -137,3 +137,32 @@ def test_left_coordinate_follows_direction():
     assert ct.left_coordinate(np.array([[0, 0, 15]]))[0] > ct.left_coordinate(np.array([[0, 0, 0]]))[0]
     flipped = CTImage.from_array(np.zeros((1, 16, 16)), spacing=(2, 2, 2), direction=(-1, 0, 0, 0, 1, 0, 0, 0, 1))
     assert flipped.left_coordinate(np.array([[0, 0, 15]]))[0] < flipped.left_coordinate(np.array([[0, 0, 0]]))[0]
+
+
+def test_fast_reorientation_equals_itk_dicomorient():
+    """The numpy re-orientation used on read gives exactly ITK's DICOMOrient result (pixels,
+    spacing, origin, direction) for all 48 axis permutations/flips, tilted or not."""
+    import itertools
+
+    import SimpleITK as sitk
+
+    from lungseg.io.ctimage import CANONICAL_ORIENTATION, _canonical_view
+
+    rng = np.random.default_rng(0)
+    for perm, signs, tilt in itertools.product(itertools.permutations(range(3)), itertools.product([1, -1], repeat=3),
+                                               (0.0, 0.05)):
+        d = np.zeros((3, 3))
+        for i, p in enumerate(perm):
+            d[p, i] = signs[i]
+        c, s = np.cos(tilt), np.sin(tilt)
+        d = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ d
+        img = sitk.GetImageFromArray(rng.integers(-1000, 1000, (5, 6, 7)).astype(np.int16))
+        img.SetSpacing((0.7, 0.8, 2.5))
+        img.SetOrigin((10.0, -20.0, 30.0))
+        img.SetDirection(d.ravel().tolist())
+        ref = sitk.DICOMOrient(img, CANONICAL_ORIENTATION)
+        view, (spacing, origin, direction) = _canonical_view(img)
+        np.testing.assert_array_equal(view, sitk.GetArrayFromImage(ref))
+        np.testing.assert_allclose(spacing, ref.GetSpacing())
+        np.testing.assert_allclose(origin, ref.GetOrigin(), atol=1e-6)
+        np.testing.assert_allclose(direction, ref.GetDirection(), atol=1e-9)

@@ -6,6 +6,7 @@ from . import folders, shared_sets, synthetic
 
 SOURCES = {
     "synthetic": synthetic.synthetic_cases,
+    "synthetic_nodule_crops": synthetic.synthetic_nodule_crops,
     "nnunet": folders.nnunet_folder,
     "folder2d": folders.paired_2d_folder,
     "cip_copdgene": shared_sets.cip_copdgene,

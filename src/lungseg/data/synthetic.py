@@ -48,3 +48,64 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
     return [Case(f"synth-{s}", f"synth-{s}", make_loader(s), names, is_hu=True, source="synthetic",
                  cache=cache, meta={"seed": s}) for s in range(seed, seed + int(n_cases))]
+
+
+def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
+                           negatives_per_case: int = 10, overrides: dict | None = None, generator=None) -> list[Case]:
+    """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
+    synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
+    lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
+    nodule-centred crops alone marks on whole scans). One phantom = one patient; it is generated
+    once, on first use, for all its crops."""
+    overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
+    memo: dict[int, list] = {}
+
+    def crops_of(s: int) -> list:
+        if s not in memo:
+            case = _resolve(generator)(s, **overrides)
+            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s)
+        return memo[s]
+
+    cases = []
+    for s in range(seed, seed + int(n_cases)):
+        for k in range(positives_per_case + negatives_per_case):
+            def loader(s=s, k=k):
+                image, label = crops_of(s)[k]
+                return image[None], label[None]
+
+            cases.append(Case(f"synth-{s}/crop-{k}", f"synth-{s}", loader, {1: "nodule"}, is_hu=True,
+                              source="synthetic_nodule_crops", cache=False, meta={"seed": s}))
+    return cases
+
+
+def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int) -> list:
+    """(image, nodule mask) crops of size `crop`: n_pos around nodule pixels, n_neg in the lungs
+    away from nodules (a nodule-free phantom gives lung crops only)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    nodule = labels == 3
+    lung_px, nodule_px = np.argwhere(np.isin(labels, (1, 2))), np.argwhere(nodule)
+    half = crop // 2
+
+    def cut(z, y, x):
+        y0 = int(np.clip(y - half, 0, labels.shape[1] - crop))
+        x0 = int(np.clip(x - half, 0, labels.shape[2] - crop))
+        win = (z, slice(y0, y0 + crop), slice(x0, x0 + crop))
+        return ct[win].astype(np.float32), nodule[win].astype(np.uint8)
+
+    out = []
+    for _ in range(n_pos):
+        if len(nodule_px):
+            z, y, x = nodule_px[rng.integers(len(nodule_px))]
+            out.append(cut(z, y + rng.integers(-half // 2, half // 2 + 1), x + rng.integers(-half // 2, half // 2 + 1)))
+        else:
+            out.append(cut(*lung_px[rng.integers(len(lung_px))]))
+    while len(out) < n_pos + n_neg:
+        candidate = cut(*lung_px[rng.integers(len(lung_px))])
+        for _ in range(20):  # prefer crops with no nodule at all
+            if not candidate[1].any():
+                break
+            candidate = cut(*lung_px[rng.integers(len(lung_px))])
+        out.append(candidate)
+    return out

@@ -35,7 +35,7 @@ def is_supported_file(path: Path) -> bool:
 
 def looks_like_hu(array: np.ndarray) -> bool:
     """Heuristic: chest CT in HU has air near -1000 and tissue/bone above -300."""
-    sample = array[:: max(1, array.shape[0] // 16)].ravel()[::7]
+    sample = np.asarray(array[:: max(1, array.shape[0] // 16)].ravel()[::7], dtype=np.float32)
     if sample.size == 0:
         return False
     p1, p99 = np.percentile(sample, [1, 99])
@@ -87,10 +87,11 @@ def _validate(ct: CTImage) -> None:
     if min(y, x) < MIN_INPLANE:
         raise LungsegError(f"image is only {x}x{y} pixels in-plane; a chest CT slice needs at least "
                            f"{MIN_INPLANE}x{MIN_INPLANE}: {ct.source}")
-    bad = ~np.isfinite(ct.array)
-    if bad.any():
-        raise LungsegError(f"image contains {int(bad.sum())} NaN or infinite values: {ct.source}")
-    if float(ct.array.max()) == float(ct.array.min()):
+    lo, hi = float(ct.array.min()), float(ct.array.max())  # NaN and inf show in these two (no full mask)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise LungsegError(f"image contains {int((~np.isfinite(ct.array)).sum())} NaN or infinite values: "
+                           f"{ct.source}")
+    if hi == lo:
         raise LungsegError(f"image is blank (every voxel is {float(ct.array.min()):g}): {ct.source}")
 
 
@@ -136,7 +137,7 @@ def _read_itk(path: Path, fmt: str) -> CTImage:
     if img.GetDimension() not in (2, 3):
         raise LungsegError(f"{path} is {img.GetDimension()}D; expected a 2D slice or 3D volume")
     arr = sitk.GetArrayViewFromImage(img)
-    ct = CTImage.from_sitk(sitk.Cast(img, sitk.sitkFloat32), is_hu=looks_like_hu(np.asarray(arr, np.float32)),
+    ct = CTImage.from_sitk(sitk.Cast(img, sitk.sitkFloat32), is_hu=looks_like_hu(arr),
                            source=str(path), format=fmt)
     ct.is_2d = img.GetDimension() == 2
     return ct
