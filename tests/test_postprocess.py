@@ -1,7 +1,9 @@
 """Post-processing on crafted label maps."""
 import numpy as np
+import pytest
+from scipy import ndimage as ndi
 
-from lungseg.postprocess import low_confidence_map, postprocess_labels
+from lungseg.postprocess import fill_holes, label_voxels, low_confidence_map, postprocess_labels, voxels
 
 
 def _two_lungs():
@@ -25,6 +27,38 @@ def test_isolated_small_blob_is_removed_large_second_piece_kept():
     out = postprocess_labels(lab, (2.0, 1.0, 1.0))
     assert out[0, 0:2, 0:2].max() == 0
     np.testing.assert_array_equal(out, _two_lungs())
+
+
+def test_pieces_merge_into_the_lung_they_touch_and_isolated_small_ones_drop():
+    lab = _two_lungs()
+    lab[8:10, 10:14, 10:14] = 2  # a "left" patch inside the right lung: becomes right
+    lab[4:6, 8:12, 28:33] = 1  # a "right" piece in the gap, touching only the left lung: becomes left
+    lab[0, 0:2, 0:2] = 2  # isolated, 4 voxels * 2 mm^3: dropped
+    lab[19, 36:40, 0:40] = 1  # isolated but 160 voxels * 2 mm^3 = 0.32 mL: kept with min_piece_ml=0.3
+    out = postprocess_labels(lab, (2.0, 1.0, 1.0), min_piece_ml=0.3)
+    expected = _two_lungs()
+    expected[4:6, 8:12, 28:33] = 2
+    expected[19, 36:40, 0:40] = 1
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_fill_holes_matches_3d_then_per_slice_binary_fill_holes():
+    rng = np.random.default_rng(0)
+    for shape in [(6, 12, 14), (1, 9, 9), (9, 11)]:
+        mask = ndi.gaussian_filter(rng.random(shape), 1.0) > 0.5
+        expected = ndi.binary_fill_holes(mask)
+        if mask.ndim == 3:
+            expected = np.stack([ndi.binary_fill_holes(s) for s in expected])
+        np.testing.assert_array_equal(fill_holes(mask), expected)
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (13, 17)])
+def test_label_voxels_numbers_components_like_ndi_label(shape):
+    mask = np.random.default_rng(1).random(shape) < 0.2
+    expected, n = ndi.label(mask, structure=np.ones((3,) * mask.ndim))
+    ids, m = label_voxels(voxels(mask), mask.shape)
+    assert m == n
+    np.testing.assert_array_equal(ids, expected[mask])
 
 
 def test_holes_are_filled_per_lung_without_merging_lungs():
