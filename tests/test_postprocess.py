@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lungseg.postprocess import fill_holes, label_voxels, low_confidence_map, postprocess_labels, voxels
+from lungseg.postprocess import add_dark_pockets, fill_holes, label_voxels, low_confidence_map, postprocess_labels, voxels
 
 
 def _two_lungs():
@@ -35,7 +35,7 @@ def test_pieces_merge_into_the_lung_they_touch_and_isolated_small_ones_drop():
     lab[4:6, 8:12, 28:33] = 1  # a "right" piece in the gap, touching only the left lung: becomes left
     lab[0, 0:2, 0:2] = 2  # isolated, 4 voxels * 2 mm^3: dropped
     lab[19, 36:40, 0:40] = 1  # isolated but 160 voxels * 2 mm^3 = 0.32 mL: kept with min_piece_ml=0.3
-    out = postprocess_labels(lab, (2.0, 1.0, 1.0), min_piece_ml=0.3)
+    out = postprocess_labels(lab, (2.0, 1.0, 1.0), min_piece_ml=0.3, min_piece_fraction=0.0)
     expected = _two_lungs()
     expected[4:6, 8:12, 28:33] = 2
     expected[19, 36:40, 0:40] = 1
@@ -93,3 +93,49 @@ def test_low_confidence_band():
     p[:, 0, 0, 2] = [0.45, 0.55, 0.0]  # unsure border
     p[:, 0, 0, 3] = [0.0, 0.5, 0.5]  # unsure right vs left
     assert low_confidence_map(p)[0, 0].tolist() == [False, False, True, True]
+
+
+def test_isolated_piece_small_against_its_lung_is_dropped_in_3d_kept_on_a_slice():
+    """Bowel gas under a lung can exceed 2 mL; lungmask keeps one component per lung."""
+    lab = _two_lungs()  # each lung 10560 voxels
+    lab[19, 36:40, 0:40] = 1  # 160 voxels: 1.5 % of the right lung
+    out = postprocess_labels(lab, (2.0, 1.0, 1.0), min_piece_ml=0.1)
+    np.testing.assert_array_equal(out, _two_lungs())
+    kept = postprocess_labels(lab, (2.0, 1.0, 1.0), min_piece_ml=0.1, min_piece_fraction=0.01)
+    assert (kept[19, 36:40, 0:40] == 1).all()
+    one = lab[10:11].copy()
+    one[0, 37:40, 0:6] = 1  # an island on a single slice (lung bases) stays
+    assert (postprocess_labels(one, (2.0, 1.0, 1.0), min_piece_ml=0.001)[0, 37:40, 0:6] == 1).all()
+
+
+def _chest():
+    """Two lungs in soft tissue (40 HU) inside outside air, and a trachea leaving at the top."""
+    hu = np.full((24, 48, 64), -1000.0, np.float32)
+    hu[:, 2:46, 2:62] = 40.0  # body
+    lab = np.zeros(hu.shape, np.uint8)
+    lab[2:20, 8:40, 6:28] = 1
+    lab[2:20, 8:40, 36:58] = 2
+    hu[lab > 0] = -850.0
+    hu[10:24, 20:24, 30:34] = -1000.0  # trachea between the lungs, up to the top slice
+    return lab, hu
+
+
+def test_dark_pockets_at_the_lung_border_join_the_lung_but_not_trachea_or_outside_air():
+    lab, hu = _chest()
+    lab[8:12, 8:14, 6:12] = 0  # a bulla the network left out, at the pleura
+    hu[8:12, 8:14, 6:12] = -990.0
+    hu[8:12, 4:8, 6:12] = -990.0  # ... reaching into the chest wall
+    out = lab.copy()
+    assert add_dark_pockets(out, hu) == 4 * 10 * 6
+    assert (out[8:12, 8:14, 6:12] == 1).all() and (out[8:12, 4:8, 6:12] == 1).all()
+    assert (out[10:24, 20:24, 30:34] == 0).all()  # the trachea stays out
+    assert (out[:, :2] == 0).all() and (out[:, :, :2] == 0).all()  # outside air stays out
+    assert add_dark_pockets(lab.copy(), np.where(hu == -990.0, -800.0, hu)) == 0  # only very dark pockets are taken
+
+
+def test_postprocess_with_hu_fills_a_border_bulla():
+    lab, hu = _chest()
+    lab[8:12, 8:14, 6:12] = 0
+    hu[8:12, 8:14, 6:12] = -990.0
+    assert (postprocess_labels(lab, (2.0, 1.0, 1.0), hu=hu)[8:12, 8:14, 6:12] == 1).all()
+    assert (postprocess_labels(lab, (2.0, 1.0, 1.0))[8:12, 8:14, 6:12] == 0).any()

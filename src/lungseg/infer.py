@@ -117,7 +117,7 @@ class ModelSegmenter:
                 probs[:, sl] = p.transpose(1, 0, 2, 3)
         labels = self._labels(winner, ct)
         if postprocess:
-            labels = postprocess_labels(labels, ct.spacing_zyx)
+            labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
         return SegmenterOutput(labels, probs, low)
 
     # ---- internals ---------------------------------------------------------------------------

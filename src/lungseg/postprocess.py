@@ -110,32 +110,46 @@ def component_voxels(mask: np.ndarray) -> list[tuple[np.ndarray, ...]]:
 
 
 def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piece_ml: float = 2.0,
-                       min_nodule_mm: float = 3.0) -> np.ndarray:
+                       min_nodule_mm: float = 3.0, min_piece_fraction: float = 0.05,
+                       hu: np.ndarray | None = None) -> np.ndarray:
     """Clean a (z, y, x) label map of 0/1/2/3. Works for single slices (z = 1) too.
-    Runs on the labels' bounding box only: lungs fill a third of a chest CT's grid."""
+    Runs on the labels' bounding box only: lungs fill a third of a chest CT's grid.
+    min_piece_fraction (volumes only): an isolated piece smaller than this fraction of its lung's
+    main component is dropped whatever its size, as lungmask keeps one component per lung (bowel
+    gas under the diaphragm is easily > 2 mL); a lung really cut in two big parts keeps both.
+    Single slices keep their islands: near the bases one lung shows as several on a slice.
+    hu: the CT in Hounsfield units, to add the dark pockets at the lung border (add_dark_pockets)."""
     box = foreground_box(labels)
     out = np.zeros_like(labels)
-    out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm)
+    out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
+    if hu is not None and add_dark_pockets(out, hu):
+        out = fill_lung_holes(out)  # vessels inside an added pocket
     return out
 
 
-def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodule_mm: float) -> np.ndarray:
+def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodule_mm: float,
+                 min_piece_fraction: float) -> np.ndarray:
     single = labels.shape[0] == 1
     lab = labels[0] if single else labels
     spacing = np.asarray(spacing_zyx[1:] if single else spacing_zyx, dtype=float)
     voxel = float(np.prod(spacing)) / (100.0 if single else 1000.0)  # cm^2 per pixel or mL per voxel
     out = lab.copy()
+    fraction = 0.0 if single else min_piece_fraction
     for value in LUNGS:  # in turn: the left lung's pieces see where the right lung's went
-        _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml)
+        _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
+    for value in LUNGS:  # pieces merged into a lung that were not touching its main part
+        _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
     out = fill_lung_holes(out)
     out = clean_nodules(out, spacing, min_nodule_mm)
     return out[None] if single else out
 
 
-def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: float, min_piece_ml: float) -> None:
+def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: float, min_piece_ml: float,
+                         min_piece_fraction: float) -> None:
     """Recolour, in `out`, the pieces of lung `value` (in `lab`) other than its main component: a
     piece of this colour touching the other lung is a patch of that lung, so it is merged into it;
-    an isolated piece smaller than min_piece_ml is dropped (e.g. bowel gas, noise)."""
+    an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
+    is dropped (e.g. bowel gas, noise)."""
     mask = lab == value
     comps, n = ndi.label(mask, structure=_structure(lab.ndim))
     if n <= 1:
@@ -149,8 +163,46 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     (other,) = set(LUNGS) - {value}
     merge = np.zeros(n + 1, dtype=bool)
     merge[ids[_touches(out, coords, (other,))]] = True
-    recolour = np.where(merge, other, np.where(sizes * voxel < min_piece_ml, 0, value))
+    small = (sizes * voxel < min_piece_ml) | (sizes < min_piece_fraction * sizes.max())
+    recolour = np.where(merge, other, np.where(small, 0, value))
     out[coords] = recolour[ids]
+
+
+def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -900.0,
+                     min_lung_contact: float = 0.4) -> np.ndarray:
+    """Give the lungs the very dark (emphysematous, bullous) pockets a network leaves out at
+    their border: connected regions below `threshold_hu` outside the lungs whose boundary lies
+    mostly (>= min_lung_contact of its faces) against lung. Outside air and the trachea are
+    never taken: they reach the lungs' bounding box edge (the trachea leaves it at the top) or
+    touch the lungs with a small part of their boundary only. Each pocket joins the lung it
+    touches most. In place; returns the number of voxels added."""
+    lungs = np.isin(labels, LUNGS)
+    if not lungs.any() or labels.shape[0] == 1:
+        return 0
+    box = foreground_box(lungs, margin=8)  # room for pockets that reach beyond the lungs' box
+    lab, dark = labels[box], (hu[box] < threshold_hu) & ~lungs[box]
+    comps, n = ndi.label(dark, structure=_structure(3))
+    if n == 0:
+        return 0
+    edge = np.zeros(n + 1, dtype=bool)
+    for axis in range(3):
+        edge[np.take(comps, [0, -1], axis=axis)] = True
+    coords = voxels((comps > 0) & ~edge[comps])  # outside air, the big one, is out already
+    ids = comps[coords]
+    faces = np.zeros(n + 1)
+    contact = np.zeros((n + 1, 3))  # faces against right lung / left lung (columns 1, 2)
+    for offset in np.vstack([np.eye(3, dtype=int), -np.eye(3, dtype=int)]):
+        moved, inside = _shifted(coords, lab.shape, offset)  # never outside: edge pockets are gone
+        face = ~dark[moved]
+        faces += np.bincount(ids[face], minlength=n + 1)
+        for value in LUNGS:
+            contact[:, value] += np.bincount(ids[face & (lab[moved] == value)], minlength=n + 1)
+    keep = ~edge & (contact[:, 1:].sum(axis=1) >= min_lung_contact * np.maximum(faces, 1))
+    keep[0] = False
+    side = np.where(contact[:, 1] >= contact[:, 2], 1, 2).astype(labels.dtype)
+    add = keep[comps]
+    lab[add] = side[comps[add]]
+    return int(add.sum())
 
 
 def clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float = 3.0) -> np.ndarray:
