@@ -34,10 +34,10 @@ def bf16_supported() -> bool:
 
 class ModelSegmenter:
     def __init__(self, model, meta: dict, device: str = "cpu", precision: str = "auto", tta: bool = False,
-                 batch_size: int = 16, keep_probabilities: bool = False):
+                 batch_size: int = 16, keep_probabilities: bool = False, crf: bool = False):
         import torch
 
-        self._read_meta(meta, tta, batch_size, keep_probabilities)
+        self._read_meta(meta, tta, batch_size, keep_probabilities, crf)
         self.runtime = "torch"
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -46,7 +46,7 @@ class ModelSegmenter:
         if self.device.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
 
-    def _read_meta(self, meta: dict, tta: bool, batch_size: int, keep_probabilities: bool) -> None:
+    def _read_meta(self, meta: dict, tta: bool, batch_size: int, keep_probabilities: bool, crf: bool) -> None:
         """What inference needs from a checkpoint's metadata (shared by every runtime)."""
         self.meta = meta
         pre = meta.get("preprocessing", {})
@@ -60,6 +60,7 @@ class ModelSegmenter:
         self.tta = tta
         self.batch_size = batch_size
         self.keep_probabilities = keep_probabilities
+        self.crf = crf  # dense-CRF refinement of the probabilities (lungseg.crf)
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", runtime: str = "auto", resize: bool = True,
@@ -108,17 +109,22 @@ class ModelSegmenter:
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
         winner = np.empty(ct.shape, dtype=np.uint8)
         low = np.empty(ct.shape, dtype=bool)
-        probs = np.empty((len(self.classes),) + ct.shape, np.float16) if self.keep_probabilities else None
+        keep = self.keep_probabilities or self.crf
+        probs = np.empty((len(self.classes),) + ct.shape, np.float16) if keep else None
         for start, p in self.iter_probabilities(ct):
             sl = slice(start, start + p.shape[0])
             winner[sl] = p.argmax(axis=1)
             low[sl] = low_confidence_map(p.transpose(1, 0, 2, 3))
             if probs is not None:
                 probs[:, sl] = p.transpose(1, 0, 2, 3)
+        if self.crf:
+            from .crf import dense_crf
+
+            winner = dense_crf(ct.array, probs, spacing_xy=ct.spacing[:2])
         labels = self._labels(winner, ct)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
-        return SegmenterOutput(labels, probs, low)
+        return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
 
     # ---- internals ---------------------------------------------------------------------------
     def _labels(self, winner: np.ndarray, ct: CTImage) -> np.ndarray:

@@ -51,14 +51,14 @@ def openvino_export_for(checkpoint, resize: bool = True, required: bool = False)
 
 class OpenVINOSegmenter(ModelSegmenter):
     def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
-                 keep_probabilities: bool = False, device: str = "cpu"):
+                 keep_probabilities: bool = False, crf: bool = False, device: str = "cpu"):
         import openvino as ov
 
         if device != "cpu":
             raise LungsegError("the OpenVINO runtime runs on the CPU; use --runtime torch for a GPU")
         meta = read_sidecar(onnx_path)
         meta["path"] = str(onnx_path)
-        self._read_meta(meta, tta, batch_size, keep_probabilities)
+        self._read_meta(meta, tta, batch_size, keep_probabilities, crf)
         self.input_size = meta.get("graph_input_size")  # the graph resizes to it (and back) itself
         self.runtime = "openvino"
         self.model = None

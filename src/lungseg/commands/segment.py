@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto (default) = fp32; bf16 is faster on CPUs that have it, masks may move slightly")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the left/right mirror")
+    p.add_argument("--crf", action="store_true",
+                   help="refine the lungs with a dense CRF (needs pip install pydensecrf2; slow: ~0.1 s per slice)")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
                    help="treat input values as Hounsfield units (hu), image intensities (image), or detect (auto)")
     p.add_argument("--no-postprocess", action="store_true", help="skip the post-processing chain")
@@ -70,7 +72,7 @@ def network_options(args) -> dict:
     """--runtime/--precision/--tta for networks; the classical segmenter takes none."""
     if args.model == "classical":
         return {}
-    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta}
+    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf}
 
 
 def _batch_inputs(src: Path) -> list[Path] | None:
