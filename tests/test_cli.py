@@ -132,3 +132,16 @@ def test_abdomen_gives_empty_mask_and_warning(tmp_path):
 def test_help_is_fast_and_lists_commands():
     r = lungseg("--help")
     assert r.returncode == 0 and "segment" in r.stdout
+
+
+def test_default_model_writes_probability_maps_on_request(tmp_path):
+    """--probabilities with the shipped model: the lung probability on the input's grid, high
+    inside the reference lungs and low outside."""
+    pytest.importorskip("openvino")
+    r = lungseg("segment", SAMPLE_CT, "-o", tmp_path / "m.nii.gz", "--probabilities", tmp_path / "p.nii.gz",
+                "--quiet")
+    assert r.returncode == 0, r.stderr
+    prob = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "p.nii.gz")))
+    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(SAMPLE_CT).replace("sample_ct", "sample_wholelung"))) > 0
+    assert prob.shape == ref.shape
+    assert prob[ref].mean() > 0.85 and prob[~ref].mean() < 0.1

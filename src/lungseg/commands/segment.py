@@ -69,10 +69,12 @@ def _segment_one(src: Path, out: Path, args, report, preview, probabilities, mod
 
 
 def network_options(args) -> dict:
-    """--runtime/--precision/--tta for networks; the classical segmenter takes none."""
+    """--runtime/--precision/--tta/--crf (and keeping probabilities for --probabilities) for
+    networks; the classical segmenter takes none."""
     if args.model == "classical":
         return {}
-    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf}
+    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf,
+            "keep_probabilities": bool(args.probabilities)}
 
 
 def _batch_inputs(src: Path) -> list[Path] | None:
