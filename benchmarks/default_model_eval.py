@@ -2,8 +2,9 @@
 
 Only data the models never trained on: the real CIP COPDGene case (left/right reference), the real
 imlab3d id003 volume (both-lungs reference), 6 held-out synthetic phantoms (seeds 5000-5005, all
-pathologies), and the LIDC crops of the validation patients of configs/default_nodule.yaml's
-patient split (reference = pixels marked by >= 2 of 4 readers). The classical segmenter is scored
+pathologies), the LIDC crops of the validation patients of configs/default_nodule.yaml's
+patient split (reference = pixels marked by >= 2 of 4 readers), and whole-scan nodule finding on
+4 synthetic 512x512x160 phantoms (seeds 5100-5103; the nodule model trained on seeds 1000-1059). The classical segmenter is scored
 beside the default on the lung sets.
 
     .venv/bin/python benchmarks/default_model_eval.py [--lidc-patients N] [--out-dir runs/default_eval]
@@ -90,7 +91,7 @@ def lidc_val(work: Path, n_patients: int | None) -> dict:
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)["val"])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
-    seg = ModelSegmenter.from_checkpoint(NODULE)
+    seg = ModelSegmenter.from_checkpoint(NODULE, resize=False)  # 128 px crops: as run on whole CT
     pred_dir, ref_dir = work / "pred_lidc", work / "ref_lidc"
     for d in (pred_dir, ref_dir):
         d.mkdir(parents=True, exist_ok=True)
@@ -109,6 +110,42 @@ def lidc_val(work: Path, n_patients: int | None) -> dict:
     return {"lidc_val_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}
 
 
+def phantom_nodules(seeds=range(5100, 5104), size=(512, 512, 160)) -> dict:
+    """Whole-scan nodule finding on synthetic thin-slice CT never trained on (training phantoms
+    are seeds 1000-1059): lesion recall, false-positive components per scan, voxel Dice."""
+    from scipy import ndimage as ndi
+
+    from lungseg.default_model import DefaultSegmenter
+    from lungseg.synth import generate_case
+
+    seg = DefaultSegmenter()
+    rows, full = [], np.ones((3, 3, 3))
+    for s in seeds:
+        case = generate_case(s, size=size, n_nodules=6)
+        pred, truth = seg(case.ct).labels == 3, case.labels == 3
+        t_lab, n_true = ndi.label(truth, full)
+        p_lab, n_pred = ndi.label(pred, full)
+        found = np.unique(t_lab[pred & truth])
+        hit = np.unique(p_lab[pred & truth])
+        diam = [(6 * (t_lab == i).sum() * np.prod(case.ct.spacing_zyx) / np.pi) ** (1 / 3) for i in range(1, n_true + 1)]
+        rows.append({"seed": s, "true_nodules": n_true, "found": int((found > 0).sum()),
+                     "found_10mm_plus": int(sum(1 for i in found if i and diam[i - 1] >= 10)),
+                     "true_10mm_plus": int(sum(d >= 10 for d in diam)),
+                     "false_positive_components": int(n_pred - (hit > 0).sum()),
+                     "dice": float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1))})
+        print(rows[-1], flush=True)
+    total = {k: int(sum(r[k] for r in rows)) for k in ("true_nodules", "found", "found_10mm_plus", "true_10mm_plus",
+                                                       "false_positive_components")}
+    total.update(recall=total["found"] / max(total["true_nodules"], 1),
+                 recall_10mm_plus=total["found_10mm_plus"] / max(total["true_10mm_plus"], 1),
+                 false_positives_per_scan=total["false_positive_components"] / len(rows),
+                 mean_dice=float(np.mean([r["dice"] for r in rows])), size_xyz=list(size))
+    print(f"phantom nodules: recall {total['recall']:.2f} ({total['found']}/{total['true_nodules']}), "
+          f">= 10 mm {total['recall_10mm_plus']:.2f}, {total['false_positives_per_scan']:.1f} false-positive "
+          f"components per scan, mean Dice {total['mean_dice']:.3f}")
+    return {"phantom_nodules": {"total": total, "cases": rows}}
+
+
 def _key_rows(summary: dict) -> list[dict]:
     rows = summary.get("summary", summary)
     if isinstance(rows, dict):
@@ -123,6 +160,7 @@ def main() -> None:
     ap.add_argument("--lidc-patients", type=int, default=None, help="limit the LIDC validation patients")
     ap.add_argument("--skip-lidc", action="store_true")
     ap.add_argument("--skip-lungs", action="store_true")
+    ap.add_argument("--skip-phantom-nodules", action="store_true")
     args = ap.parse_args()
     from lungseg.default_model import DefaultSegmenter
     from lungseg.segmenters import ClassicalSegmenter
@@ -134,6 +172,8 @@ def main() -> None:
         results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
         results.update(lidc_val(args.out_dir, args.lidc_patients))
+    if not args.skip_phantom_nodules:
+        results.update(phantom_nodules())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
     print(f"wrote {out}")

@@ -77,8 +77,10 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         yield
         store.shutdown()
 
+    swagger_assets = _swagger_assets()
     app = FastAPI(
         title="lungseg", version=__version__, lifespan=lifespan,
+        docs_url=None if swagger_assets else "/docs",  # offline: served below from the local bundle
         description="Right/left lung and nodule segmentation of chest CT. Upload a scan "
                     f"({ACCEPTED}); a background job segments it; poll the job, then fetch the mask, "
                     "report, preview and viewer volumes. Results are deleted "
@@ -91,7 +93,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def security_headers(request: Request, call_next):
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
-        if request.url.path in (app.docs_url, app.redoc_url):
+        if request.url.path in ("/docs", app.redoc_url):
             response.headers["Content-Security-Policy"] = DOCS_CSP
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
@@ -214,7 +216,30 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if swagger_assets:
+        app.mount("/docs-assets", StaticFiles(directory=swagger_assets), name="docs-assets")
+
+        @app.get("/docs", include_in_schema=False)
+        def docs() -> Response:
+            from fastapi.openapi.docs import get_swagger_ui_html
+
+            return get_swagger_ui_html(openapi_url=app.openapi_url, title="lungseg API",
+                                       swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                       swagger_css_url="/docs-assets/swagger-ui.css",
+                                       swagger_favicon_url="/docs-assets/favicon.png")
     return app
+
+
+def _swagger_assets() -> str | None:
+    """The Swagger UI 5 files bundled by the fastapi-offline package, so /docs works with no
+    internet (FastAPI's default page loads them from a CDN); None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    return str(static) if (static / "swagger-ui-bundle.js").exists() else None
 
 
 _ROUTE = {"mask": "mask", "report": "report", "preview": "preview.png", "probabilities": "probabilities",
