@@ -16,13 +16,22 @@ MARGIN_PX = 8
 
 
 class NoduleSegmenter:
-    def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM):
+    """threshold: voxel probability; a found component is kept when its mean probability is at
+    least min_mean_probability and at least min_inside of it lies in the lung mask (the lung
+    model counts tumours, juxtapleural ones too, as lung, so a real nodule lies in it; most false
+    candidates on whole scans are vessels and soft tissue at the lung border). Both were set on
+    training phantoms (seeds 1000-1005): they removed ~40 % of false candidates, no true one."""
+
+    def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
+                 min_mean_probability: float = 0.7, min_inside: float = 0.5):
         if getattr(segmenter, "graph_resizes", False):
             raise LungsegError("the nodule model must run on native-size crops: export it with --no-resize")
         self.segmenter = segmenter  # a ModelSegmenter whose classes include "nodule"
         self.segmenter.input_size = None  # full-resolution crops (padded), never squashed to 128
         self.channel = segmenter.classes.index("nodule")
         self.threshold = threshold
+        self.min_mean_probability = min_mean_probability
+        self.min_inside = min_inside
         self.pixel_mm = pixel_mm
         self.name = segmenter.name
 
@@ -57,11 +66,21 @@ class NoduleSegmenter:
         return prob
 
     def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
-        """Boolean nodule mask, kept only within 2 voxels of the lungs."""
+        """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
+        from .postprocess import label_voxels, voxels
+
         lungs = np.isin(lung_labels, (1, 2))
-        found = self.probability(ct, lungs) >= self.threshold
-        near = ndi.binary_dilation(lungs, structure=ndi.generate_binary_structure(3, 1), iterations=2)
-        return found & near
+        prob = self.probability(ct, lungs)
+        coords = voxels(prob >= self.threshold)
+        ids, n = label_voxels(coords, prob.shape)
+        found = np.zeros(prob.shape, dtype=bool)
+        if n:
+            size = np.bincount(ids, minlength=n + 1).astype(float)
+            mean_p = np.bincount(ids, weights=prob[coords], minlength=n + 1) / np.maximum(size, 1)
+            inside = np.bincount(ids, weights=lungs[coords], minlength=n + 1) / np.maximum(size, 1)
+            keep = (mean_p >= self.min_mean_probability) & (inside >= self.min_inside)
+            found[tuple(c[keep[ids]] for c in coords)] = True
+        return found
 
 
 def _resize_slices(volume: np.ndarray, size: tuple[int, int]) -> np.ndarray:
