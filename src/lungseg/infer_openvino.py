@@ -49,6 +49,14 @@ def openvino_export_for(checkpoint, resize: bool = True, required: bool = False)
     return None
 
 
+def cpu_has_bf16() -> bool:
+    if not openvino_available():
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 class OpenVINOSegmenter(ModelSegmenter):
     def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
                  keep_probabilities: bool = False, crf: bool = False, device: str = "cpu"):
@@ -64,7 +72,7 @@ class OpenVINOSegmenter(ModelSegmenter):
         self.model = None
         self.autocast_dtype = None
         core = ov.Core()
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if precision == "bf16" and not cpu_has_bf16():
             raise LungsegError("this CPU has no bf16 support; use --precision fp32")
         self.precision = "bf16" if precision == "bf16" else "fp32"  # "auto": fp32, see the module note
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",

@@ -46,13 +46,22 @@ class NoduleSegmenter:
     def probability(self, ct: CTImage, lungs: np.ndarray) -> np.ndarray:
         """Nodule probability (z, y, x) float32; zero outside the lungs' slices and box."""
         prob = np.zeros(ct.shape, np.float32)
+        box, p = self.box_probability(ct, lungs)
+        if box is not None:
+            prob[box] = p
+        return prob
+
+    def box_probability(self, ct: CTImage, lungs: np.ndarray):
+        """(box, probability inside it): the network runs on the lungs' slices and in-plane box
+        only, and nothing the size of the whole scan is allocated. (None, None) without lungs."""
         zs = np.nonzero(lungs.any(axis=(1, 2)))[0]
         if len(zs) == 0:
-            return prob
-        ys, xs = np.nonzero(lungs.any(axis=0))
+            return None, None
+        ys, xs = np.nonzero(lungs[zs[0]:zs[-1] + 1].any(axis=0))
         y0, y1 = max(0, ys.min() - MARGIN_PX), min(ct.shape[1], ys.max() + MARGIN_PX + 1)
         x0, x1 = max(0, xs.min() - MARGIN_PX), min(ct.shape[2], xs.max() + MARGIN_PX + 1)
-        crop = ct.array[zs[0]:zs[-1] + 1, y0:y1, x0:x1]
+        box = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))
+        crop = ct.array[box]
         pixel = np.array([ct.spacing[1], ct.spacing[0]], dtype=float)  # (y, x) mm
         lo, hi = NATIVE_PIXEL_RANGE_MM
         target = pixel if ((pixel >= lo) & (pixel <= hi)).all() else np.full(2, self.pixel_mm)
@@ -62,24 +71,26 @@ class NoduleSegmenter:
         p = np.empty(sub.shape, np.float32)
         for start, batch in self.segmenter.iter_probabilities(sub):
             p[start:start + batch.shape[0]] = batch[:, self.channel]
-        prob[zs[0]:zs[-1] + 1, y0:y1, x0:x1] = _resize_slices(p, (y1 - y0, x1 - x0))
-        return prob
+        return box, _resize_slices(p, (y1 - y0, x1 - x0))
 
     def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
         """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
         from .postprocess import label_voxels, voxels
 
+        found = np.zeros(ct.shape, dtype=bool)
         lungs = np.isin(lung_labels, (1, 2))
-        prob = self.probability(ct, lungs)
+        box, prob = self.box_probability(ct, lungs)
+        if box is None:
+            return found
+        lungs = lungs[box]
         coords = voxels(prob >= self.threshold)
         ids, n = label_voxels(coords, prob.shape)
-        found = np.zeros(prob.shape, dtype=bool)
         if n:
             size = np.bincount(ids, minlength=n + 1).astype(float)
             mean_p = np.bincount(ids, weights=prob[coords], minlength=n + 1) / np.maximum(size, 1)
             inside = np.bincount(ids, weights=lungs[coords], minlength=n + 1) / np.maximum(size, 1)
             keep = (mean_p >= self.min_mean_probability) & (inside >= self.min_inside)
-            found[tuple(c[keep[ids]] for c in coords)] = True
+            found[box][tuple(c[keep[ids]] for c in coords)] = True
         return found
 
 

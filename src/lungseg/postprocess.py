@@ -122,8 +122,11 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
     box = foreground_box(labels)
     out = np.zeros_like(labels)
     out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
-    if hu is not None and add_dark_pockets(out, hu):
-        out = fill_lung_holes(out)  # vessels inside an added pocket
+    if hu is not None:
+        before = out.copy()
+        if add_dark_pockets(out, hu):  # fill the vessels inside the added pockets, around them only
+            near = foreground_box(out != before, margin=2)
+            out[near] = fill_lung_holes(out[near])
     return out
 
 
@@ -135,25 +138,27 @@ def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodul
     voxel = float(np.prod(spacing)) / (100.0 if single else 1000.0)  # cm^2 per pixel or mL per voxel
     out = lab.copy()
     fraction = 0.0 if single else min_piece_fraction
+    merged = False
     for value in LUNGS:  # in turn: the left lung's pieces see where the right lung's went
-        _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
-    for value in LUNGS:  # pieces merged into a lung that were not touching its main part
-        _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
+        merged |= _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
+    if merged:  # pieces merged into a lung without touching its main part
+        for value in LUNGS:
+            _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
     out = fill_lung_holes(out)
     out = clean_nodules(out, spacing, min_nodule_mm)
     return out[None] if single else out
 
 
 def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: float, min_piece_ml: float,
-                         min_piece_fraction: float) -> None:
+                         min_piece_fraction: float) -> bool:
     """Recolour, in `out`, the pieces of lung `value` (in `lab`) other than its main component: a
     piece of this colour touching the other lung is a patch of that lung, so it is merged into it;
     an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
-    is dropped (e.g. bowel gas, noise)."""
+    is dropped (e.g. bowel gas, noise). Returns whether any piece was merged."""
     mask = lab == value
     comps, n = ndi.label(mask, structure=_structure(lab.ndim))
     if n <= 1:
-        return
+        return False
     flat = np.flatnonzero(mask)
     ids = comps.ravel()[flat]
     sizes = np.bincount(ids)  # sizes[0] is 0: the main component is the first largest
@@ -166,6 +171,7 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     small = (sizes * voxel < min_piece_ml) | (sizes < min_piece_fraction * sizes.max())
     recolour = np.where(merge, other, np.where(small, 0, value))
     out[coords] = recolour[ids]
+    return bool(merge.any())
 
 
 def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -900.0,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import cKDTree
 
 from .io import CTImage
 from .postprocess import component_voxels, foreground_box, voxels
@@ -94,6 +93,8 @@ def _nearest_lung_near(labels: np.ndarray, pts: tuple[np.ndarray, ...], margin: 
 def _nearest_lung_far(labels: np.ndarray, pts: tuple[np.ndarray, ...]) -> np.ndarray:
     """The label of the lung voxel nearest to each of `pts`, by a KD-tree over the lungs' surface
     voxels (a nearest lung voxel always has a non-lung neighbour: the step towards the point)."""
+    from scipy.spatial import cKDTree  # imported here: ~0.4 s, needed only for far nodules
+
     lungs = (labels == 1) | (labels == 2)
     if not lungs.any():
         return np.zeros(len(pts[0]), dtype=labels.dtype)
