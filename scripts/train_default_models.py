@@ -40,7 +40,7 @@ def install(best: Path, name: str) -> Path:
     payload["display_name"] = name
     path = save_checkpoint(ROOT / "src" / "lungseg" / "weights" / f"{name}.pt", payload)
     if name in EXPORT:
-        export_onnx(path, resize=EXPORT[name])
+        export_onnx(path, resize=EXPORT[name], upsample=False)
     return path
 
 

@@ -50,6 +50,20 @@ def test_openvino_probabilities_match_pytorch_fp32(tmp_path, input_size):
     np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
 
 
+def test_graph_without_upsampling_gives_the_same_labels(tmp_path):
+    """The lung graph ends at 64x64 here; lungseg.upsample takes the labels back to 80x96."""
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt, upsample=False)
+    ov = ModelSegmenter.from_checkpoint(ckpt)
+    assert ov.runtime == "openvino" and not ov.graph_upsamples
+    pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32")
+    ct = _ct()
+    np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
+    a, b = ov(ct, postprocess=False), pt(ct, postprocess=False)
+    assert (a.labels != b.labels).mean() < 1e-4
+    assert (a.low_confidence != b.low_confidence).mean() < 0.02  # nearest- vs bilinear-upsampled band
+
+
 def test_openvino_tta_swaps_the_lungs_back(tmp_path):
     ckpt = _checkpoint(tmp_path / "m.pt")
     export_onnx(ckpt)

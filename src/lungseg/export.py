@@ -41,9 +41,12 @@ def read_sidecar(onnx_path) -> dict:
     return meta
 
 
-def export_onnx(checkpoint, onnx_path=None, resize: bool = True, opset: int = 17) -> Path:
+def export_onnx(checkpoint, onnx_path=None, resize: bool = True, upsample: bool = True, opset: int = 17) -> Path:
     """Write <onnx_path> (default: the checkpoint's name with .onnx) and its JSON sidecar.
-    resize=False leaves resizing to the caller (the nodule model runs on native-size crops)."""
+    resize=False leaves resizing to the caller (the nodule model runs on native-size crops);
+    upsample=False ends the graph at the network's input size and leaves the way back to the
+    slice size to lungseg.upsample (the argmax of torch's bilinear upsampling, computed only
+    along class borders: 3x faster than the graph's own upsampling on CPU)."""
     import torch
     import torch.nn.functional as F
 
@@ -67,7 +70,7 @@ def export_onnx(checkpoint, onnx_path=None, resize: bool = True, opset: int = 17
             out = self.net(t)
             out = out[0] if isinstance(out, (tuple, list)) else out
             p = torch.softmax(out, dim=1)
-            return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) if input_size else p
+            return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) if input_size and upsample else p
 
     from .data.preprocess import num_channels
 
@@ -82,6 +85,7 @@ def export_onnx(checkpoint, onnx_path=None, resize: bool = True, opset: int = 17
                           opset_version=opset, dynamo=False)
     sidecar = {k: meta[k] for k in META_KEYS if k in meta}
     sidecar.update(format=SIDECAR_FORMAT, graph_input_size=list(input_size) if input_size else None,
+                   graph_upsamples=bool(upsample or not input_size),
                    source_checkpoint=checkpoint.name, source_sha256=file_sha256(checkpoint))
     sidecar.setdefault("display_name", checkpoint.stem)
     with atomic_path(sidecar_path(onnx_path)) as tmp:

@@ -93,11 +93,23 @@ class ModelSegmenter:
             x = normalize_intensity(ct.array, self.intensity, is_hu=ct.is_hu)
             yield 0, self._predict_3d(x).transpose(1, 0, 2, 3)
             return
+        for start, x in self._iter_inputs(ct):
+            yield start, self._predict_2d_batch(x)
+
+    def _iter_inputs(self, ct: CTImage):
+        """(first slice, normalised network input (b, C, y, x)) per batch of a 2D model."""
+        from .data.preprocess import intensity_stats, normalize_intensity
+
         stats = intensity_stats(ct.array, self.intensity)  # whole-scan statistics, as in training
         for start in range(0, ct.shape[0], self.batch_size):
             chunk = ct.array[start:start + self.batch_size]
             x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)  # (C, b, y, x)
-            yield start, self._predict_2d_batch(x.transpose(1, 0, 2, 3))
+            yield start, x.transpose(1, 0, 2, 3)
+
+    def _iter_outputs(self, ct: CTImage, keep: bool):
+        """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
+        for start, p in self.iter_probabilities(ct):
+            yield start, p.argmax(axis=1), low_confidence_map(p.transpose(1, 0, 2, 3)), p if keep else None
 
     def predict_probabilities(self, ct: CTImage) -> np.ndarray:
         """(K, z, y, x) float32 softmax probabilities in checkpoint class order."""
@@ -111,10 +123,9 @@ class ModelSegmenter:
         low = np.empty(ct.shape, dtype=bool)
         keep = self.keep_probabilities or self.crf
         probs = np.empty((len(self.classes),) + ct.shape, np.float16) if keep else None
-        for start, p in self.iter_probabilities(ct):
-            sl = slice(start, start + p.shape[0])
-            winner[sl] = p.argmax(axis=1)
-            low[sl] = low_confidence_map(p.transpose(1, 0, 2, 3))
+        for start, w, lo, p in self._iter_outputs(ct, keep):
+            sl = slice(start, start + w.shape[0])
+            winner[sl], low[sl] = w, lo
             if probs is not None:
                 probs[:, sl] = p.transpose(1, 0, 2, 3)
         if self.crf:

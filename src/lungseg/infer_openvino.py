@@ -12,7 +12,9 @@ import numpy as np
 
 from .errors import LungsegError
 from .export import file_sha256, read_sidecar
+from . import upsample
 from .infer import ModelSegmenter, _padded
+from .postprocess import low_confidence_map
 
 
 def openvino_available() -> bool:
@@ -67,7 +69,8 @@ class OpenVINOSegmenter(ModelSegmenter):
         meta = read_sidecar(onnx_path)
         meta["path"] = str(onnx_path)
         self._read_meta(meta, tta, batch_size, keep_probabilities, crf)
-        self.input_size = meta.get("graph_input_size")  # the graph resizes to it (and back) itself
+        self.input_size = meta.get("graph_input_size")  # the graph resizes to it itself
+        self.graph_upsamples = meta.get("graph_upsamples", True)  # else lungseg.upsample goes back
         self.runtime = "openvino"
         self.model = None
         self.autocast_dtype = None
@@ -88,16 +91,32 @@ class OpenVINOSegmenter(ModelSegmenter):
         self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
         return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
 
-    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+    def _graph_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """The graph's probabilities for (b, C, h, w) input (TTA averaged): at the slice size, or
+        at the network's input size when the graph does not upsample."""
         b, c, h, w = x.shape
         if not self.input_size:  # pad to what the network's strides divide, as the torch path does
             size = _padded((h, w), self._divisibility())
             x = np.pad(x, ((0, 0), (0, 0), (0, size[0] - h), (0, size[1] - w)), mode="edge")
         probs = self._run(x)
-        if self.tta:
+        if self.tta:  # mirroring commutes with the resizing, so low-resolution outputs mirror back too
             flipped = self._run(x[..., ::-1])[..., ::-1]
             probs = 0.5 * (probs + flipped[:, self._swap_lr()])
-        return probs[..., :h, :w]
+        return probs if self.input_size else probs[..., :h, :w]
+
+    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+        probs = self._graph_probabilities(x)
+        return probs if self.graph_upsamples else upsample.bilinear(probs, x.shape[-2:])
+
+    def _iter_outputs(self, ct, keep: bool):
+        if self.graph_upsamples or keep:
+            yield from super()._iter_outputs(ct, keep)
+            return
+        for start, x in self._iter_inputs(ct):  # the argmax and the low-confidence map without
+            low_res = self._graph_probabilities(x)  # upsampling every probability
+            size = x.shape[-2:]
+            yield (start, upsample.bilinear_argmax(low_res, size),
+                   upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size), None)
 
     def _predict_3d(self, x: np.ndarray) -> np.ndarray:
         raise LungsegError("3D models run in PyTorch (--runtime torch)")

@@ -138,12 +138,12 @@ def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodul
     voxel = float(np.prod(spacing)) / (100.0 if single else 1000.0)  # cm^2 per pixel or mL per voxel
     out = lab.copy()
     fraction = 0.0 if single else min_piece_fraction
-    merged = False
+    grown = set()
     for value in LUNGS:  # in turn: the left lung's pieces see where the right lung's went
-        merged |= _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
-    if merged:  # pieces merged into a lung without touching its main part
-        for value in LUNGS:
-            _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
+        if _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction):
+            grown |= set(LUNGS) - {value}
+    for value in sorted(grown):  # a lung that got pieces: they may not touch its main part
+        _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
     out = fill_lung_holes(out)
     out = clean_nodules(out, spacing, min_nodule_mm)
     return out[None] if single else out

@@ -1,0 +1,36 @@
+"""Upsampling of low-resolution probabilities: torch's bilinear, and its argmax the fast way."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lungseg.upsample import bilinear, bilinear_argmax, nearest
+
+
+def _probs(shape=(3, 3, 40, 36), seed=0):
+    logits = np.random.default_rng(seed).normal(0, 3, shape).astype(np.float32)
+    logits = F.avg_pool2d(torch.from_numpy(logits), 5, 1, 2).numpy() * 4  # smooth regions, like a network's
+    return torch.softmax(torch.from_numpy(logits), 1).numpy()
+
+
+@pytest.mark.parametrize("size", [(80, 72), (100, 53), (40, 36), (512, 512)])
+def test_bilinear_equals_torch(size):
+    p = _probs()
+    ref = F.interpolate(torch.from_numpy(p), size=size, mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(bilinear(p, size), ref, atol=1e-5)  # float32 rounding of the scale
+
+
+@pytest.mark.parametrize("size", [(80, 72), (100, 53), (512, 512)])
+def test_argmax_of_the_blend_without_blending_everywhere(size):
+    p = _probs()
+    ref = F.interpolate(torch.from_numpy(p), size=size, mode="bilinear", align_corners=False).argmax(1).numpy()
+    out = bilinear_argmax(p, size)
+    assert out.shape == ref.shape and out.dtype == np.uint8
+    assert (out != ref).mean() < 1e-4  # float rounding at exact ties only
+
+
+def test_nearest_keeps_values():
+    m = np.zeros((1, 4, 4), bool)
+    m[0, 1, 2] = True
+    up = nearest(m, (8, 8))
+    assert up.sum() == 4 and up[0, 2:4, 4:6].all()
