@@ -80,7 +80,9 @@ def _is_swapped(labels, ref) -> int:
     return int(crossed > same)
 
 
-def lidc_val(work: Path, n_patients: int | None) -> dict:
+def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
+    """Nodule crops of one part of the patient split: "val" (early stopping chose the epoch on
+    it) or "test" (looked at once, for the model card, after every choice was made)."""
     from lungseg.data.shared_sets import lidc_crops
     from lungseg.data.splits import split_patients
     from lungseg.default_model import NODULE
@@ -88,11 +90,11 @@ def lidc_val(work: Path, n_patients: int | None) -> dict:
     from lungseg.io import CTImage
 
     cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400])
-    val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)["val"])
+    val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
     seg = ModelSegmenter.from_checkpoint(NODULE, resize=False)  # 128 px crops: as run on whole CT
-    pred_dir, ref_dir = work / "pred_lidc", work / "ref_lidc"
+    pred_dir, ref_dir = work / f"pred_lidc_{split}", work / f"ref_lidc_{split}"
     for d in (pred_dir, ref_dir):
         d.mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -105,9 +107,9 @@ def lidc_val(work: Path, n_patients: int | None) -> dict:
         name = re.sub(r"[/]", "_", c.case_id)
         Image.fromarray((out.labels[0] > 0).astype(np.uint8) * 3).save(pred_dir / f"{name}.png")
         Image.fromarray(label[0].astype(np.uint8) * 3).save(ref_dir / f"{name}.png")
-    summary = evaluate(pred_dir, ref_dir, work / "eval_lidc", "--patient-regex", r"^(LIDC-IDRI-\d+)",
+    summary = evaluate(pred_dir, ref_dir, work / f"eval_lidc_{split}", "--patient-regex", r"^(LIDC-IDRI-\d+)",
                        "--spacing", "0.7,0.7,1", "--classes", "nodule")
-    return {"lidc_val_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}
+    return {f"lidc_{split}_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}
 
 
 def phantom_nodules(seeds=range(5100, 5104), size=(512, 512, 160)) -> dict:
@@ -161,6 +163,7 @@ def main() -> None:
     ap.add_argument("--skip-lidc", action="store_true")
     ap.add_argument("--skip-lungs", action="store_true")
     ap.add_argument("--skip-phantom-nodules", action="store_true")
+    ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
     args = ap.parse_args()
     from lungseg.default_model import DefaultSegmenter
     from lungseg.segmenters import ClassicalSegmenter
@@ -171,7 +174,7 @@ def main() -> None:
         segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
         results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
-        results.update(lidc_val(args.out_dir, args.lidc_patients))
+        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split))
     if not args.skip_phantom_nodules:
         results.update(phantom_nodules())
     out.parent.mkdir(parents=True, exist_ok=True)
