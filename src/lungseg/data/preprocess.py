@@ -28,9 +28,12 @@ HU_MODES = ("window", "clip")
 MODES = ("window", "clip", "zscore", "minmax", "none")
 
 
-def window(array: np.ndarray, level: float, width: float) -> np.ndarray:
-    lo = level - width / 2.0
-    return np.clip((array - lo) / width, 0.0, 1.0).astype(np.float32)
+def window(array: np.ndarray, level: float, width: float, out: np.ndarray | None = None) -> np.ndarray:
+    """HU -> 0..1 through a display window; in place into `out` (no temporaries: it runs on
+    every slice of every scan)."""
+    out = np.subtract(array, np.float32(level - width / 2.0), out=out, dtype=np.float32)
+    np.divide(out, np.float32(width), out=out)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 STATS_SAMPLE = 2_000_000  # voxels used for statistics (a fixed stride, so results are reproducible)
@@ -87,7 +90,10 @@ def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats
             pairs = [(float(spec["level"]), float(spec["width"]))]
         else:
             pairs = [WINDOWS[w] for w in spec.get("windows", ["lung"])]
-        return np.stack([window(array, lv, wd) for lv, wd in pairs])
+        out = np.empty((len(pairs),) + array.shape, dtype=np.float32)
+        for channel, (lv, wd) in zip(out, pairs):
+            window(array, lv, wd, out=channel)
+        return out
     if mode == "clip":
         lo, hi = float(spec.get("min", -1000.0)), float(spec.get("max", 400.0))
         return ((np.clip(array, lo, hi) - lo) / (hi - lo))[None].astype(np.float32)
