@@ -130,3 +130,17 @@ def test_export_refuses_3d_models(tmp_path):
     with pytest.raises(LungsegError, match="only 2D"):
         export_onnx(ckpt)
     del torch
+
+
+def test_one_openvino_segmenter_serves_several_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    export_onnx(ckpt)
+    seg = ModelSegmenter.from_checkpoint(ckpt)
+    cts = [_ct(), CTImage.from_array(_ct().array[:, ::-1].copy(), spacing=(0.8, 0.8, 2.0))] * 3
+    alone = [seg.predict_probabilities(ct) for ct in cts]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(seg.predict_probabilities, cts))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)

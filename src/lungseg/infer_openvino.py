@@ -6,6 +6,7 @@ scans, so it is opt-in: precision="bf16"), and a run skips the ~3.5 s import of 
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -81,15 +82,18 @@ class OpenVINOSegmenter(ModelSegmenter):
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
                   "PERFORMANCE_HINT": "LATENCY"}
         self.compiled = core.compile_model(str(onnx_path), "CPU", config)
-        self.request = self.compiled.create_infer_request()
+        self._local = threading.local()  # one infer request per thread: a segmenter may be shared
 
     @property
     def graph_resizes(self) -> bool:
         return bool(self.input_size)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
-        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return request.get_output_tensor(0).data.copy()  # the request reuses its buffer
 
     def _graph_probabilities(self, x: np.ndarray) -> np.ndarray:
         """The graph's probabilities for (b, C, h, w) input (TTA averaged): at the slice size, or
