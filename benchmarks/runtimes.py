@@ -44,15 +44,10 @@ class OnnxRuntimeSegmenter:
 def make_segmenter(name: str, runtime: str, precision: str):
     from lungseg.infer import ModelSegmenter
 
-    resize = name != "nodule"
     path = WEIGHTS / f"{name}.pt"
     if runtime == "onnxruntime":
-        seg = OnnxRuntimeSegmenter.build(path.with_suffix(".onnx"))
-    else:
-        seg = ModelSegmenter.from_checkpoint(path, runtime=runtime, precision=precision, resize=resize)
-    if not resize:
-        seg.input_size = None
-    return seg
+        return OnnxRuntimeSegmenter.build(path.with_suffix(".onnx"))
+    return ModelSegmenter.from_checkpoint(path, runtime=runtime, precision=precision, resize=name != "nodule")
 
 
 def lung_labels(seg, ct) -> tuple[np.ndarray, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LungsegError
+from .postprocess import foreground_box
 
 LUNG_WINDOW = (-1000.0, 200.0)  # HU mapped to the 0..255 "colour" the bilateral term compares
 
@@ -35,9 +36,9 @@ def dense_crf(ct_array: np.ndarray, probabilities: np.ndarray, spacing_xy=(1.0, 
     k = probabilities.shape[0]
     winner = probabilities.argmax(axis=0).astype(np.uint8)
     foreground = probabilities[1:].max(axis=0) >= min_probability
-    box = _box(foreground)
-    if box is None:
+    if not foreground.any():
         return winner
+    box = foreground_box(foreground, margin=4)
     lo, hi = LUNG_WINDOW
     grey = np.clip((ct_array - lo) / (hi - lo) * 255.0, 0, 255)
     px = float(np.mean(spacing_xy))
@@ -57,12 +58,3 @@ def dense_crf(ct_array: np.ndarray, probabilities: np.ndarray, spacing_xy=(1.0, 
         winner[sl] = q.argmax(axis=0)
     return winner
 
-
-def _box(mask: np.ndarray):
-    if not mask.any():
-        return None
-    out = []
-    for axis in range(mask.ndim):
-        idx = np.nonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))[0]
-        out.append(slice(max(0, idx[0] - 4), min(mask.shape[axis], idx[-1] + 5)))
-    return tuple(out)

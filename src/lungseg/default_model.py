@@ -58,11 +58,6 @@ class DefaultSegmenter:
             self._lung_image = ModelSegmenter.from_checkpoint(LUNG_IMAGE, **self._image_kw)
         return self._lung_image
 
-    @property
-    def parts(self) -> list:
-        """The networks behind this segmenter (for benchmarks that count FLOPs)."""
-        return [p for p in (self.lung_hu, self.lung_image, self.nodule and self.nodule.segmenter) if p]
-
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
         if not ct.is_hu:
             if self.lung_image is None:

@@ -1,8 +1,8 @@
 """Export a 2D lungseg checkpoint to ONNX for the fast CPU runtime (OpenVINO, or ONNX Runtime).
 
-The exported graph does the whole per-batch job: resize to the training input size, network,
-softmax, resize back to the slice size; so inference needs neither torch nor MONAI (their
-import alone costs ~3.5 s per run here). A JSON sidecar beside the .onnx keeps the checkpoint's
+The exported graph does the per-batch job: resize to the training input size, network, softmax
+and, unless upsample=False, resize back to the slice size; so inference needs neither torch nor
+MONAI (their import alone costs ~3.5 s per run here). A JSON sidecar beside the .onnx keeps the checkpoint's
 preprocessing and classes, plus the SHA-256 of the checkpoint it came from so a stale export
 is detected.
 

@@ -70,14 +70,21 @@ def _volumes(rows, cls):
     return p[ok], q[ok]
 
 
-def bland_altman_volumes(rows, path):
-    """Difference (pred - ref) against mean volume, with bias and 95% limits of agreement."""
+def _volume_panels(rows, path, title: str, draw):
+    """One panel per class of the paired volumes: draw(ax, cls, predicted, reference)."""
     classes = _classes(rows)
     if not classes:
         return None
     fig, axes = _grid(len(classes))
     for ax, cls in zip(axes, classes):
-        p, q = _volumes(rows, cls)
+        draw(ax, cls, *_volumes(rows, cls))
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def bland_altman_volumes(rows, path):
+    """Difference (pred - ref) against mean volume, with bias and 95% limits of agreement."""
+    def draw(ax, cls, p, q):
         mean, diff = (p + q) / 2, p - q
         ax.scatter(mean, diff, s=22, color=CLASS_COLOURS.get(cls), alpha=0.8, edgecolor="k", linewidth=0.3)
         if diff.size:
@@ -91,18 +98,13 @@ def bland_altman_volumes(rows, path):
         ax.set_title(f"{CLASS_TITLES.get(cls, cls)} (n={diff.size})")
         ax.set_xlabel("mean of predicted and reference volume (mL)")
         ax.set_ylabel("predicted − reference (mL)")
-    fig.suptitle("Bland-Altman agreement of volumes", fontsize=11)
-    return _save(fig, path)
+
+    return _volume_panels(rows, path, "Bland-Altman agreement of volumes", draw)
 
 
 def volume_scatter(rows, path):
     """Predicted vs reference volume with the identity line and Pearson r."""
-    classes = _classes(rows)
-    if not classes:
-        return None
-    fig, axes = _grid(len(classes))
-    for ax, cls in zip(axes, classes):
-        p, q = _volumes(rows, cls)
+    def draw(ax, cls, p, q):
         ax.scatter(q, p, s=22, color=CLASS_COLOURS.get(cls), alpha=0.8, edgecolor="k", linewidth=0.3)
         both = np.concatenate([p, q])
         lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
@@ -117,8 +119,8 @@ def volume_scatter(rows, path):
         ax.set_aspect("equal")
         ax.set_xlabel("reference volume (mL)")
         ax.set_ylabel("predicted volume (mL)")
-    fig.suptitle("Predicted vs reference volume (dashed: identity)", fontsize=11)
-    return _save(fig, path)
+
+    return _volume_panels(rows, path, "Predicted vs reference volume (dashed: identity)", draw)
 
 
 def dice_boxplot(rows, path, metric: str = "dice"):

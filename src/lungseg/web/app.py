@@ -180,19 +180,13 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         200: {"content": {"application/gzip": {}}, "description": "lung probability (NIfTI float32)"},
         **_errors(404, 409)})
     def probabilities(job_id: str) -> FileResponse:
-        job = _done(store, job_id)
-        if "probabilities" not in job.outputs:
-            raise HTTPException(404, f"model '{job.model}' gives no probability map for this scan")
-        return _download(job, "probabilities", "application/gzip", f"{job.stem}_probabilities.nii.gz")
+        return _optional_map(_done(store, job_id), "probabilities", "probability map")
 
     @app.get("/api/jobs/{job_id}/low-confidence", tags=["results"], responses={
         200: {"content": {"application/gzip": {}}, "description": "low-confidence voxels (NIfTI, 1 = low)"},
         **_errors(404, 409)})
     def low_confidence(job_id: str) -> FileResponse:
-        job = _done(store, job_id)
-        if "low_confidence" not in job.outputs:
-            raise HTTPException(404, f"model '{job.model}' gives no low-confidence map for this scan")
-        return _download(job, "low_confidence", "application/gzip", f"{job.stem}_low_confidence.nii.gz")
+        return _optional_map(_done(store, job_id), "low_confidence", "low-confidence map")
 
     @app.get("/api/jobs/{job_id}/volume", response_model=VolumeInfo, tags=["viewer"], responses=_errors(404, 409))
     def volume(job_id: str) -> VolumeInfo:
@@ -276,6 +270,13 @@ def _done(store: JobStore, job_id: str) -> Job:
     if job.status != "done":
         raise HTTPException(409, f"the job is {job.status}; results are not ready yet")
     return job
+
+
+def _optional_map(job: Job, name: str, what: str) -> FileResponse:
+    """A NIfTI map that only some models give (probabilities, low confidence)."""
+    if name not in job.outputs:
+        raise HTTPException(404, f"model '{job.model}' gives no {what} for this scan")
+    return _download(job, name, "application/gzip", f"{job.stem}_{name}.nii.gz")
 
 
 def _download(job: Job, name: str, media_type: str, filename: str, inline: bool = False) -> FileResponse:
