@@ -89,7 +89,7 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
     from lungseg.infer import ModelSegmenter
     from lungseg.io import CTImage
 
-    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400])
+    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400], stack=True)  # a stack per nodule
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
@@ -99,14 +99,15 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
         d.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    for c in cases:
+    for c in cases:  # the model sees each crop with its neighbours (2.5D); scored crop by crop
         if c.patient_id not in val_ids:
             continue
         image, label = c.load()
-        out = seg(CTImage.from_array(image[0], spacing=(0.7, 0.7, 1.0), is_hu=True), postprocess=False)
-        name = re.sub(r"[/]", "_", c.case_id)
-        Image.fromarray((out.labels[0] > 0).astype(np.uint8) * 3).save(pred_dir / f"{name}.png")
-        Image.fromarray(label[0].astype(np.uint8) * 3).save(ref_dir / f"{name}.png")
+        out = seg(CTImage.from_array(image, spacing=(0.7, 0.7, 1.0), is_hu=True), postprocess=False)
+        for k, number in enumerate(c.meta["slices"]):
+            name = re.sub(r"[/]", "_", c.case_id) + f"_slice-{number}"
+            Image.fromarray((out.labels[k] > 0).astype(np.uint8) * 3).save(pred_dir / f"{name}.png")
+            Image.fromarray(label[k].astype(np.uint8) * 3).save(ref_dir / f"{name}.png")
     summary = evaluate(pred_dir, ref_dir, work / f"eval_lidc_{split}", "--patient-regex", r"^(LIDC-IDRI-\d+)",
                        "--spacing", "0.7,0.7,1", "--classes", "nodule")
     return {f"lidc_{split}_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}

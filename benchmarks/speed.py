@@ -73,7 +73,7 @@ def model_flops(mask_path: Path) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lungseg.data.preprocess import num_channels
+    from lungseg.data.preprocess import input_channels
     from lungseg.default_model import LUNG_HU, NODULE
     from lungseg.infer import ModelSegmenter, _padded
     from lungseg.io import read_labels
@@ -88,7 +88,7 @@ def model_flops(mask_path: Path) -> dict:
     out = {}
     for name, (path, size, n_slices) in parts.items():
         seg = ModelSegmenter.from_checkpoint(path, runtime="torch", precision="fp32")
-        x = torch.zeros(1, num_channels(seg.intensity), *(size or seg.input_size))
+        x = torch.zeros(1, input_channels(seg.meta.get("preprocessing", {})), *(size or seg.input_size))
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
             seg.model(x)
         out[f"gflop_{name}"] = fc.get_total_flops() * n_slices / 1e9

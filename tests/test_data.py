@@ -261,6 +261,43 @@ def test_slice_dataset_resizes_remaps_and_drops_empty_slices():
     assert torch.equal(a0, b.train[1]["label"])
 
 
+def test_context_slices_give_each_slice_its_neighbours_as_channels():
+    """2.5D: channel 1 is the slice itself, 0 and 2 the slices below and above (the edge slice
+    repeats at the volume's ends), so training sees what inference builds."""
+    common = dict(sources=[{"type": "synthetic", "n_cases": 4, "generator": "test_data:fake_case"}],
+                  classes=["background", "lung"], input_size=None, empty_slices=1.0)
+    flat = build_datasets(DataConfig(**common))
+    deep = build_datasets(DataConfig(context_slices=1, **common))
+    assert (flat.in_channels, deep.in_channels) == (1, 3)
+    assert deep.train.items == flat.train.items
+    by_item = {item: i for i, item in enumerate(flat.train.items)}
+    for i, (ci, z) in enumerate(deep.train.items):
+        x = deep.train[i]["image"]
+        depth = deep.train.cases[ci].load()[0].shape[0]
+        for channel, dz in enumerate((-1, 0, 1)):
+            neighbour = flat.train[by_item[(ci, min(max(z + dz, 0), depth - 1))]]["image"][0]
+            assert torch.equal(x[channel], neighbour)
+        assert torch.equal(deep.train[i]["label"], flat.train[i]["label"])
+    with pytest.raises(LungsegError, match="2D models only"):
+        build_datasets(DataConfig(context_slices=1, dims=3, **{**common, "input_size": [4, 16, 16]}))
+
+
+def test_synthetic_nodule_crops_with_context_train_on_the_middle_slice():
+    from lungseg.data.synthetic import synthetic_nodule_crops
+
+    crops = synthetic_nodule_crops(n_cases=2, seed=0, crop=16, positives_per_case=2, negatives_per_case=1,
+                                   context=1, generator=fake_case)
+    image, label = crops[0].load()
+    assert image.shape == label.shape == (3, 16, 16) and crops[0].meta["centre_only"]
+    assert label[1].any()  # a positive crop is cut around a nodule pixel of its middle slice
+    from lungseg.data.datasets import SliceDataset
+
+    ds = SliceDataset(crops, ["background", "nodule"], {"mode": "window", "windows": ["lung"]}, input_size=None,
+                      context_slices=1)
+    assert [z for _, z in ds.items] == [1] * len(crops)
+    assert ds[0]["image"].shape == (3, 16, 16)
+
+
 def test_volume_dataset_patches():
     cfg = DataConfig(sources=[{"type": "synthetic", "n_cases": 3, "generator": "test_data:fake_case"}],
                      dims=3, input_size=None, patch_size=[4, 16, 16], samples_per_epoch=5,
@@ -320,6 +357,13 @@ def test_lidc_consensus_rule_and_nodule_sets():
     l2 = np.stack([c.load()[1] for c in two])
     l1 = np.stack([c.load()[1] for c in one])
     assert (l2 <= l1).all() and l2.sum() < l1.sum()  # >= 2 readers is stricter than any reader
+    stacks = lidc_crops(min_readers=2, max_patients=2, stack=True)  # one case per nodule, for 2.5D
+    assert sum(c.load()[0].shape[0] for c in stacks) == len(two) < len(two) + len(stacks)
+    first = stacks[0]
+    per_slice = [c for c in two if c.case_id.startswith(first.case_id + "/")]
+    assert np.array_equal(first.load()[1], np.concatenate([c.load()[1] for c in per_slice]))
+    start = first.meta["slices"][0]
+    assert first.meta["slices"] == list(range(start, start + len(per_slice)))  # consecutive slices
     shared_path("nodules/lidc_slices_512")
     s = lidc_slices()
     assert len(s) == 80 and len({c.patient_id for c in s}) == 6

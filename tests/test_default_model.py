@@ -128,3 +128,35 @@ def test_fine_tuning_starts_from_the_given_checkpoint(tmp_path):
     params = dict(build_model("fast_unet", channels=[8, 16, 32], num_res_units=1).named_parameters())
     for name in params:
         assert torch.equal(a[name], b[name]), name
+
+
+class ShapeRecorder(BrightIsNodule):
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+def test_nodule_network_sees_only_each_batch_of_slices_lung_box():
+    """Apex slices hold little lung: their batch runs on a small box, and a nodule there is
+    still found (the box follows the lungs, slice batch by slice batch)."""
+    arr = np.full((8, 96, 96), 40.0, np.float32)
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[:4, 40:56, 20:36] = 1  # apex: a small lung
+    lungs[4:, 10:90, 5:35] = 1
+    lungs[4:, 10:90, 60:92] = 2
+    arr[lungs > 0] = -850
+    arr[1:3, 46:49, 26:29] = 30  # a nodule in the apex
+    ct = CTImage.from_array(arr, spacing=(0.7, 0.7, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": None, "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+    net = ShapeRecorder()
+    finder = NoduleSegmenter(ModelSegmenter(net, meta, precision="fp32", batch_size=4))
+    found = finder(ct, lungs)
+    assert found[1:3, 46:49, 26:29].all() and found.sum() == 18
+    # 16 px of lung + 2 x 8 margin -> 32 x 32; below the apex each lung gets its own window
+    # (80 + 16 rows -> 94 in the box, padded to 96; 30 + 13 and 32 + 12 columns, padded to 48)
+    assert net.shapes == [(32, 32), (96, 48), (96, 48)]

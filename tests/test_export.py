@@ -15,18 +15,21 @@ from lungseg.io import CTImage
 CLASSES = ["background", "right_lung", "left_lung"]
 
 
-def _checkpoint(path, seed=0, input_size=(64, 64)):
-    """A randomly initialised fast_unet saved as a lungseg checkpoint (project-made weights)."""
+def _checkpoint(path, seed=0, input_size=(64, 64), context=0):
+    """A randomly initialised fast_unet saved as a lungseg checkpoint (project-made weights);
+    context > 0: a 2.5D model that sees 2 * context neighbour slices as extra channels."""
     import torch
 
     from lungseg.models import build_model
     from lungseg.models.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
-    model = build_model("fast_unet", in_channels=1, out_channels=3)
+    channels = 2 * context + 1
+    model = build_model("fast_unet", in_channels=channels, out_channels=3)
     return save_checkpoint(path, {
-        "model_name": "fast_unet", "model_kwargs": {"in_channels": 1, "out_channels": 3}, "spec": {"divisibility": 16},
-        "preprocessing": {"dims": 2, "input_size": list(input_size) if input_size else None,
+        "model_name": "fast_unet", "model_kwargs": {"in_channels": channels, "out_channels": 3},
+        "spec": {"divisibility": 16},
+        "preprocessing": {"dims": 2, "input_size": list(input_size) if input_size else None, "context_slices": context,
                           "intensity": {"mode": "window", "windows": ["lung"]}},
         "classes": CLASSES, "epoch": 0, "metrics": {}, "state_dict": model.state_dict()})
 
@@ -48,6 +51,31 @@ def test_openvino_probabilities_match_pytorch_fp32(tmp_path, input_size):
     assert (ov.runtime, pt.runtime) == ("openvino", "torch")
     ct = _ct()
     np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
+
+
+def test_a_2_5d_model_sees_each_slice_with_its_neighbours_on_every_runtime(tmp_path):
+    """Batches of 2 slices: the neighbours across a batch border and the repeated edge slices
+    must be those training used (lungseg.data.preprocess.stack_context)."""
+    import torch
+
+    from lungseg.data.preprocess import window
+    from lungseg.models import load_checkpoint
+
+    ckpt = _checkpoint(tmp_path / "m.pt", input_size=None, context=1)
+    export_onnx(ckpt, resize=False)
+    ct = _ct(shape=(5, 64, 80))
+    model, _ = load_checkpoint(ckpt)
+    x = window(ct.array, -600.0, 1500.0)
+    expected = []
+    for z in range(5):
+        stack = np.stack([x[max(z - 1, 0)], x[z], x[min(z + 1, 4)]])[None]
+        with torch.inference_mode():
+            expected.append(torch.softmax(model(torch.from_numpy(stack)), 1)[0].numpy())
+    expected = np.stack(expected, axis=1)
+    for runtime in ("torch", "openvino"):
+        seg = ModelSegmenter.from_checkpoint(ckpt, runtime=runtime, resize=False, batch_size=2)
+        assert seg.runtime == runtime and seg.context == 1
+        np.testing.assert_allclose(seg.predict_probabilities(ct), expected, atol=1e-4)
 
 
 def test_graph_without_upsampling_gives_the_same_labels(tmp_path):

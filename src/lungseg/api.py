@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import CTImage, atomic_path, read_ct, write_labels
+from .postprocess import lung_voxels
 from .segmenters import check_intensity, resolve_segmenter
 from .volumetry import build_report
 
@@ -79,7 +80,7 @@ def segment(scan, model="default", *, postprocess: bool = True, device: str = "c
     out = segmenter(ct, postprocess=postprocess)
     labels = np.asarray(out.labels, dtype=np.uint8)
     notes.extend(out.notes)
-    if not np.isin(labels, (1, 2)).any():
+    if not lung_voxels(labels).any():
         notes.append("no lungs found in view: the mask is empty")
     if not ct.is_hu:
         notes.append("input is not in Hounsfield units (image mode): HU statistics are not reported")

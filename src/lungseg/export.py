@@ -72,10 +72,10 @@ def export_onnx(checkpoint, onnx_path=None, resize: bool = True, upsample: bool 
             p = torch.softmax(out, dim=1)
             return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) if input_size and upsample else p
 
-    from .data.preprocess import num_channels
+    from .data.preprocess import input_channels
 
     side = input_size or (64, 64)
-    example = torch.zeros(2, num_channels(pre.get("intensity", {})), *side)
+    example = torch.zeros(2, input_channels(pre), *side)
     onnx_path = Path(onnx_path) if onnx_path else checkpoint.with_suffix(".onnx")
     axes = {0: "batch", 2: "height", 3: "width"}
     with atomic_path(onnx_path) as tmp, torch.inference_mode(), warnings.catch_warnings():

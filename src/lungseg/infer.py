@@ -54,6 +54,7 @@ class ModelSegmenter:
         self.dims = int(pre.get("dims", 2))
         self.input_size = pre.get("input_size")
         self.patch_size = pre.get("patch_size")
+        self.context = int(pre.get("context_slices", 0))  # 2.5D: neighbour slices as channels
         self.classes = list(meta.get("classes", ["background", "right_lung", "left_lung", "nodule"]))
         self.name = meta.get("display_name") or Path(meta.get("path", "model")).stem
         self.requires_hu = self.intensity.get("mode") in ("window", "clip")
@@ -93,18 +94,23 @@ class ModelSegmenter:
             x = normalize_intensity(ct.array, self.intensity, is_hu=ct.is_hu)
             yield 0, self._predict_3d(x).transpose(1, 0, 2, 3)
             return
-        for start, x in self._iter_inputs(ct):
-            yield start, self._predict_2d_batch(x)
+        for start, x in self.iter_inputs(ct):
+            yield start, self.predict_batch(x)
 
-    def _iter_inputs(self, ct: CTImage):
+    def iter_inputs(self, ct: CTImage):
         """(first slice, normalised network input (b, C, y, x)) per batch of a 2D model."""
-        from .data.preprocess import intensity_stats, normalize_intensity
+        from .data.preprocess import context_indices, intensity_stats, normalize_intensity, stack_context
 
         stats = intensity_stats(ct.array, self.intensity)  # whole-scan statistics, as in training
         for start in range(0, ct.shape[0], self.batch_size):
-            chunk = ct.array[start:start + self.batch_size]
-            x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)  # (C, b, y, x)
-            yield start, x.transpose(1, 0, 2, 3)
+            stop = min(start + self.batch_size, ct.shape[0])
+            if self.context:
+                chunk = ct.array[context_indices(start, stop, ct.shape[0], self.context)]
+                x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)
+                yield start, stack_context(x, self.context)
+            else:
+                x = normalize_intensity(ct.array[start:stop], self.intensity, is_hu=ct.is_hu, stats=stats)
+                yield start, x.transpose(1, 0, 2, 3)  # (C, b, y, x) -> (b, C, y, x)
 
     def _iter_outputs(self, ct: CTImage, keep: bool):
         """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
@@ -172,7 +178,7 @@ class ModelSegmenter:
             order[r], order[l_] = l_, r
         return order
 
-    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
         """(b, C, h, w) network input -> (b, K, h, w) probabilities at the input's size."""
         import torch
         import torch.nn.functional as F

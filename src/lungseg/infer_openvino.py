@@ -108,7 +108,7 @@ class OpenVINOSegmenter(ModelSegmenter):
             probs = 0.5 * (probs + flipped[:, self._swap_lr()])
         return probs if self.input_size else probs[..., :h, :w]
 
-    def _predict_2d_batch(self, x: np.ndarray) -> np.ndarray:
+    def predict_batch(self, x: np.ndarray) -> np.ndarray:
         probs = self._graph_probabilities(x)
         return probs if self.graph_upsamples else upsample.bilinear(probs, x.shape[-2:])
 
@@ -116,7 +116,7 @@ class OpenVINOSegmenter(ModelSegmenter):
         if self.graph_upsamples or keep:
             yield from super()._iter_outputs(ct, keep)
             return
-        for start, x in self._iter_inputs(ct):  # the argmax and the low-confidence map without
+        for start, x in self.iter_inputs(ct):  # the argmax and the low-confidence map without
             low_res = self._graph_probabilities(x)  # upsampling every probability
             size = x.shape[-2:]
             yield (start, upsample.bilinear_argmax(low_res, size),

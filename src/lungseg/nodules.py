@@ -43,17 +43,23 @@ class NoduleSegmenter:
         return cls(ModelSegmenter.from_checkpoint(path, device=device, precision=precision, runtime=runtime,
                                                   resize=False), **kwargs)
 
-    def probability(self, ct: CTImage, lungs: np.ndarray) -> np.ndarray:
-        """Nodule probability (z, y, x) float32; zero outside the lungs' slices and box."""
+    def probability(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
+        """Nodule probability (z, y, x) float32; zero away from the lungs."""
         prob = np.zeros(ct.shape, np.float32)
-        box, p = self.box_probability(ct, lungs)
+        box, p = self.box_probability(ct, lung_labels)
         if box is not None:
             prob[box] = p
         return prob
 
-    def box_probability(self, ct: CTImage, lungs: np.ndarray):
-        """(box, probability inside it): the network runs on the lungs' slices and in-plane box
-        only, and nothing the size of the whole scan is allocated. (None, None) without lungs."""
+    def box_probability(self, ct: CTImage, lung_labels: np.ndarray):
+        """(box, probability inside it): the network runs on the lungs' slices only, and on each
+        batch of slices only inside each lung's in-plane box in that batch (apex and base slices
+        hold far less lung than the middle ones, and the mediastinum lies between the lungs);
+        nothing the size of the whole scan is allocated. lung_labels: 1 right, 2 left lung (any
+        other value is not lung). (None, None) without lungs."""
+        from .postprocess import LUNGS, lung_voxels
+
+        lungs = lung_voxels(lung_labels)
         zs = np.nonzero(lungs.any(axis=(1, 2)))[0]
         if len(zs) == 0:
             return None, None
@@ -68,21 +74,26 @@ class NoduleSegmenter:
         size = tuple(int(max(16, round(n * p / t))) for n, p, t in zip(crop.shape[1:], pixel, target))
         crop = _resize_slices(crop, size)
         sub = CTImage.from_array(crop, spacing=(target[1], target[0], ct.spacing[2]), is_hu=ct.is_hu)
-        p = np.empty(sub.shape, np.float32)
-        for start, batch in self.segmenter.iter_probabilities(sub):
-            p[start:start + batch.shape[0]] = batch[:, self.channel]
+        scale = np.array(size, float) / np.array([y1 - y0, x1 - x0])
+        in_box = lung_labels[box]
+        extents = [((in_box == v).any(axis=2), (in_box == v).any(axis=1)) for v in LUNGS]  # (z, y), (z, x)
+        p = np.zeros(sub.shape, np.float32)
+        for start, x in self.segmenter.iter_inputs(sub):
+            stop = start + x.shape[0]
+            for a, b, c, d in _lung_windows(extents, start, stop, scale, size):
+                out = p[start:stop, a:b, c:d]
+                np.maximum(out, self.segmenter.predict_batch(x[..., a:b, c:d])[:, self.channel], out=out)
         return box, _resize_slices(p, (y1 - y0, x1 - x0))
 
     def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
         """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
-        from .postprocess import label_voxels, voxels
+        from .postprocess import label_voxels, lung_voxels, voxels
 
         found = np.zeros(ct.shape, dtype=bool)
-        lungs = np.isin(lung_labels, (1, 2))
-        box, prob = self.box_probability(ct, lungs)
+        box, prob = self.box_probability(ct, lung_labels)
         if box is None:
             return found
-        lungs = lungs[box]
+        lungs = lung_voxels(lung_labels[box])
         coords = voxels(prob >= self.threshold)
         ids, n = label_voxels(coords, prob.shape)
         if n:
@@ -92,6 +103,27 @@ class NoduleSegmenter:
             keep = (mean_p >= self.min_mean_probability) & (inside >= self.min_inside)
             found[box][tuple(c[keep[ids]] for c in coords)] = True
         return found
+
+
+def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:
+    """In-plane windows (y0, y1, x0, x1) the network runs on for slices start..stop: one per lung
+    present, or one around both when the two would overlap anyway."""
+    boxes = [_extent(rows[start:stop], scale[0], size[0]) + _extent(cols[start:stop], scale[1], size[1])
+             for rows, cols in extents]
+    boxes = [b for b in boxes if b[0] < b[1] and b[2] < b[3]]
+    if len(boxes) == 2:
+        (a0, a1, c0, c1), (b0, b1, d0, d1) = boxes
+        if max(c0, d0) < min(c1, d1) and max(a0, b0) < min(a1, b1):  # they overlap: one window
+            boxes = [(min(a0, b0), max(a1, b1), min(c0, d0), max(c1, d1))]
+    return boxes
+
+
+def _extent(occupied: np.ndarray, scale: float, size: int) -> tuple[int, int]:
+    """[first, last + 1) of the rows any slice occupies, with the margin, on the resampled grid."""
+    idx = np.nonzero(occupied.any(axis=0))[0]
+    if len(idx) == 0:
+        return 0, 0
+    return max(0, int((idx[0] - MARGIN_PX) * scale)), min(size, int(np.ceil((idx[-1] + 1 + MARGIN_PX) * scale)))
 
 
 def _resize_slices(volume: np.ndarray, size: tuple[int, int]) -> np.ndarray:

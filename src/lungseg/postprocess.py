@@ -12,6 +12,11 @@ LUNGS = (1, 2)
 NODULE = 3
 
 
+def lung_voxels(labels: np.ndarray) -> np.ndarray:
+    """Right or left lung (np.isin is ~50x slower on a scan-sized label map)."""
+    return (labels == LUNGS[0]) | (labels == LUNGS[1])
+
+
 def _structure(ndim: int) -> np.ndarray:
     return ndi.generate_binary_structure(ndim, 1)
 
@@ -156,15 +161,19 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
     is dropped (e.g. bowel gas, noise). Returns whether any piece was merged."""
     mask = lab == value
-    comps, n = ndi.label(mask, structure=_structure(lab.ndim))
+    if not mask.any():
+        return False
+    box = foreground_box(mask, margin=0)  # label this lung's box only: half the grid or less
+    comps, n = ndi.label(mask[box], structure=_structure(lab.ndim))
     if n <= 1:
         return False
-    flat = np.flatnonzero(mask)
-    ids = comps.ravel()[flat]
-    sizes = np.bincount(ids)  # sizes[0] is 0: the main component is the first largest
-    pieces = ids != sizes.argmax()
-    ids = ids[pieces]
-    coords = np.unravel_index(flat[pieces], lab.shape)
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)
+    sizes[0] = 0  # background; the main component is the first largest
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[0] = keep[sizes.argmax()] = True
+    inner = voxels(~keep[comps])  # the pieces' voxels only: a few, where the lung has millions
+    ids = comps[inner]
+    coords = tuple(c + s.start for c, s in zip(inner, box))
     (other,) = set(LUNGS) - {value}
     merge = np.zeros(n + 1, dtype=bool)
     merge[ids[_touches(out, coords, (other,))]] = True
@@ -182,7 +191,7 @@ def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -
     never taken: they reach the lungs' bounding box edge (the trachea leaves it at the top) or
     touch the lungs with a small part of their boundary only. Each pocket joins the lung it
     touches most. In place; returns the number of voxels added."""
-    lungs = np.isin(labels, LUNGS)
+    lungs = lung_voxels(labels)
     if not lungs.any() or labels.shape[0] == 1:
         return 0
     box = foreground_box(lungs, margin=8)  # room for pockets that reach beyond the lungs' box

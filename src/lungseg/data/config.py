@@ -24,6 +24,7 @@ class DataConfig:
     input_size: list | None = field(default_factory=lambda: [256, 256])  # 2D: slice; 3D: volume (z, y, x)
     patch_size: list | None = None  # 3D: random training patches; validation by sliding window
     intensity: dict = field(default_factory=lambda: {"mode": "window", "windows": ["lung"]})
+    context_slices: int = 0  # 2D: neighbour slices on each side fed as extra channels (2.5D)
     resize_method: str = "bilinear"  # images: bilinear or lanczos (2D); masks are always nearest
     empty_slices: float = 0.2  # 2D: fraction of slices without any wanted label that are kept
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -19,7 +19,8 @@ from ..errors import LungsegError
 from .augment import AugmentConfig, build_augmentation
 from .cases import Case, canonical_name, label_lut, missing_classes
 from .config import DataConfig
-from .preprocess import check_intensity, intensity_stats, normalize_intensity, num_channels, resize
+from .preprocess import (check_intensity, context_indices, input_channels, intensity_stats, normalize_intensity,
+                         resize, stack_context)
 from .sources import load_source
 from .splits import find_duplicates, kfold_patients, split_patients
 
@@ -64,18 +65,23 @@ class _Base(torch.utils.data.Dataset):
 
 
 class SliceDataset(_Base):
-    """Axial slices of every case, resized to `input_size` (image: bilinear/lanczos, mask: nearest)."""
+    """Axial slices of every case, resized to `input_size` (image: bilinear/lanczos, mask: nearest).
+    context_slices k > 0 (2.5D): each slice comes with its k neighbours on either side as extra
+    channels; a case whose meta says "centre_only" (a short stack cut for its middle slice) gives
+    only that slice."""
 
     def __init__(self, cases, classes, intensity, input_size=(256, 256), resize_method="bilinear", augment=None,
-                 seed=0, empty_slices=1.0, label_maps=None, max_samples=None):
+                 seed=0, empty_slices=1.0, label_maps=None, max_samples=None, context_slices=0):
         super().__init__(cases, classes, intensity, augment, seed, label_maps)
         self.input_size = tuple(input_size) if input_size else None
         self.resize_method = resize_method
+        self.context = int(context_slices)
         self.items = []
         for ci, case in enumerate(self.cases):
             _, label = case.load()
             has_fg = (self.lut(case)[label] > 0).reshape(label.shape[0], -1).any(axis=1)
-            for z in range(label.shape[0]):
+            depth = label.shape[0]
+            for z in ([depth // 2] if case.meta.get("centre_only") else range(depth)):
                 keep = (zlib.crc32(f"{case.case_id}:{z}".encode()) % 10_000) < empty_slices * 10_000
                 if has_fg[z] or keep:
                     self.items.append((ci, z))
@@ -90,7 +96,12 @@ class SliceDataset(_Base):
         ci, z = self.items[index]
         case = self.cases[ci]
         image, label = case.load()
-        x = normalize_intensity(image[z], self.intensity, case.is_hu, self.stats(case))
+        if self.context:
+            zs = context_indices(z, z + 1, image.shape[0], self.context)
+            x = stack_context(normalize_intensity(image[zs], self.intensity, case.is_hu, self.stats(case)),
+                              self.context)[0]
+        else:
+            x = normalize_intensity(image[z], self.intensity, case.is_hu, self.stats(case))
         y = self.lut(case)[label[z]][None]
         if self.input_size:
             x = resize(x, self.input_size, "image", self.resize_method)
@@ -224,11 +235,13 @@ def build_datasets(cfg: DataConfig, augment: AugmentConfig | None = None, seed: 
         if {"right_lung", "left_lung"} <= set(classes) else None
     aug = build_augmentation(augment, cfg.dims, lr_swap) if augment is not None else None
     common = dict(classes=classes, intensity=cfg.intensity, label_maps=label_maps)
+    if cfg.context_slices and cfg.dims != 2:
+        raise LungsegError("data.context_slices (2.5D input) is for 2D models only")
     if cfg.dims == 2:
-        train = SliceDataset(split_cases["train"], input_size=cfg.input_size, resize_method=cfg.resize_method,
-                             augment=aug, seed=seed, empty_slices=cfg.empty_slices, **common)
-        val = SliceDataset(split_cases["val"], input_size=cfg.input_size, resize_method=cfg.resize_method,
-                           seed=seed, empty_slices=cfg.empty_slices, max_samples=cfg.val_samples, **common)
+        common.update(input_size=cfg.input_size, resize_method=cfg.resize_method, seed=seed,
+                      empty_slices=cfg.empty_slices, context_slices=cfg.context_slices)
+        train = SliceDataset(split_cases["train"], augment=aug, **common)
+        val = SliceDataset(split_cases["val"], max_samples=cfg.val_samples, **common)
     else:
         train = VolumeDataset(split_cases["train"], input_size=cfg.input_size, patch_size=cfg.patch_size,
                               augment=aug, seed=seed, train=True, samples_per_epoch=cfg.samples_per_epoch, **common)
@@ -237,5 +250,6 @@ def build_datasets(cfg: DataConfig, augment: AugmentConfig | None = None, seed: 
     if len(train) == 0 or len(val) == 0:
         raise LungsegError(f"no samples: {len(train)} training, {len(val)} validation")
     splits = {k: sorted({c.patient_id for c in v}) for k, v in split_cases.items()}
-    return DataBundle(train, val, splits, classes, num_channels(cfg.intensity), duplicates, warnings,
+    channels = input_channels({"intensity": cfg.intensity, "context_slices": cfg.context_slices})
+    return DataBundle(train, val, splits, classes, channels, duplicates, warnings,
                       split_cases["test"])

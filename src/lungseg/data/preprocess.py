@@ -64,6 +64,27 @@ def num_channels(spec: dict) -> int:
     return len(spec.get("windows", [None])) if spec.get("mode") == "window" else 1
 
 
+def input_channels(preprocessing: dict) -> int:
+    """Network input channels: one per window, times the slices a 2.5D model sees."""
+    return num_channels(preprocessing.get("intensity", {})) * (2 * int(preprocessing.get("context_slices", 0)) + 1)
+
+
+def context_indices(start: int, stop: int, depth: int, k: int) -> np.ndarray:
+    """Slice indices start-k .. stop+k-1, clamped to the volume (edge slices repeat)."""
+    return np.clip(np.arange(start - k, stop + k), 0, depth - 1)
+
+
+def stack_context(normalised: np.ndarray, k: int) -> np.ndarray:
+    """(C, n + 2k, y, x) normalised slices -> (n, C * (2k + 1), y, x): each slice with its k
+    neighbours on either side as extra channels (window-major, then z), the 2.5D input."""
+    c, m = normalised.shape[:2]
+    n = m - 2 * k
+    out = np.empty((n, c, 2 * k + 1) + normalised.shape[2:], dtype=normalised.dtype)
+    for j in range(2 * k + 1):
+        out[:, :, j] = normalised[:, j:j + n].transpose(1, 0, 2, 3)
+    return out.reshape((n, c * (2 * k + 1)) + normalised.shape[2:])
+
+
 def check_intensity(spec: dict) -> dict:
     mode = spec.get("mode", "window")
     if mode not in MODES:

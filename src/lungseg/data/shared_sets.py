@@ -118,7 +118,7 @@ def kaggle_lungs_64px(path=None) -> list[Case]:
 
 
 def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, as_hu=None,
-               nonempty_only: bool = False) -> list[Case]:
+               nonempty_only: bool = False, stack: bool = False) -> list[Case]:
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
 
     as_hu: [lo, hi] maps the 8-bit display values 0..255 linearly back to HU lo..hi (the crops
@@ -128,7 +128,10 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
 
     Consensus rule: a pixel is nodule when >= `min_readers` of the 4 radiologists marked it
     (the upstream project's rule is 2). Patients are taken in archive order up to max_patients;
-    reading stops at the first member of the next patient, since the archive is a directory tree."""
+    reading stops at the first member of the next patient, since the archive is a directory tree.
+
+    stack=True gives one Case per nodule: its crops (consecutive, aligned slices of the same
+    128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours."""
     root = _folder(path, "nodules/lidc_crops_128")
     pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
     store: dict[tuple, dict] = {}
@@ -140,20 +143,29 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
                 break  # members come grouped by patient (a directory tree): the rest are other patients
             patients.append(pid)
         store.setdefault((pid, nod, int(sl)), {})[kind] = _png(read())
-    cases = []
+    crops = {}  # (pid, nod) -> [(slice, image, label)]
     for (pid, nod, sl), parts in sorted(store.items()):
         masks = [parts[k] for k in sorted(parts) if k.startswith("mask-")]
         if "images" not in parts or not masks:
             continue
         votes = np.sum([m > 127 for m in masks], axis=0)
         label = (votes >= min_readers).astype(np.uint8)
-        if nonempty_only and not label.any():
-            continue
         image = parts["images"].astype(np.float32)
         if as_hu is not None:
             image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])
-        cases.append(Case(f"{pid}/{nod}/slice-{sl}", pid, lambda a=image, b=label: (a[None], b[None]),
-                          {1: "nodule"}, is_hu=as_hu is not None, source="lidc_crops", meta={"readers": len(masks)}))
+        crops.setdefault((pid, nod), []).append((sl, image, label, len(masks)))
+    cases = []
+    for (pid, nod), slices in crops.items():
+        if stack:
+            image, label = np.stack([c[1] for c in slices]), np.stack([c[2] for c in slices])
+            parts = [(f"{pid}/{nod}", image, label, [c[0] for c in slices])]
+        else:
+            parts = [(f"{pid}/{nod}/slice-{sl}", im[None], lb[None], [sl]) for sl, im, lb, _ in slices]
+        for case_id, image, label, numbers in parts:
+            if nonempty_only and not label.any():
+                continue
+            cases.append(Case(case_id, pid, lambda a=image, b=label: (a, b), {1: "nodule"}, is_hu=as_hu is not None,
+                              source="lidc_crops", meta={"readers": slices[0][3], "slices": numbers}))
     if not cases:
         raise LungsegError(f"no LIDC crops found under {root}")
     return cases

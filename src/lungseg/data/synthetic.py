@@ -51,37 +51,42 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
 
 def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
-                           negatives_per_case: int = 10, overrides: dict | None = None, generator=None) -> list[Case]:
+                           negatives_per_case: int = 10, context: int = 0, overrides: dict | None = None,
+                           generator=None) -> list[Case]:
     """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
     synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
     lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
     nodule-centred crops alone marks on whole scans). One phantom = one patient; it is generated
-    once, on first use, for all its crops."""
+    once, on first use, for all its crops. context k > 0 (for 2.5D models): each crop is a stack
+    of 2k + 1 slices whose middle one is the training slice (meta "centre_only")."""
     overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
     memo: dict[int, list] = {}
 
     def crops_of(s: int) -> list:
         if s not in memo:
             case = _resolve(generator)(s, **overrides)
-            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s)
+            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s, context)
         return memo[s]
 
     cases = []
     for s in range(seed, seed + int(n_cases)):
         for k in range(positives_per_case + negatives_per_case):
             def loader(s=s, k=k):
-                image, label = crops_of(s)[k]
-                return image[None], label[None]
+                return crops_of(s)[k]
 
             cases.append(Case(f"synth-{s}/crop-{k}", f"synth-{s}", loader, {1: "nodule"}, is_hu=True,
-                              source="synthetic_nodule_crops", cache=False, meta={"seed": s}))
+                              source="synthetic_nodule_crops", cache=False,
+                              meta={"seed": s, "centre_only": context > 0}))
     return cases
 
 
-def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int) -> list:
-    """(image, nodule mask) crops of size `crop`: n_pos around nodule pixels, n_neg in the lungs
-    away from nodules (a nodule-free phantom gives lung crops only)."""
+def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context: int = 0) -> list:
+    """(image, nodule mask) (2k+1, crop, crop) stacks: n_pos around nodule pixels, n_neg in the
+    lungs away from nodules (a nodule-free phantom gives lung crops only); slices beyond the
+    volume repeat its edge slice, as at inference."""
     import numpy as np
+
+    from .preprocess import context_indices
 
     rng = np.random.default_rng(seed)
     nodule = labels == 3
@@ -91,7 +96,7 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int) -> list
     def cut(z, y, x):
         y0 = int(np.clip(y - half, 0, labels.shape[1] - crop))
         x0 = int(np.clip(x - half, 0, labels.shape[2] - crop))
-        win = (z, slice(y0, y0 + crop), slice(x0, x0 + crop))
+        win = (context_indices(z, z + 1, labels.shape[0], context), slice(y0, y0 + crop), slice(x0, x0 + crop))
         return ct[win].astype(np.float32), nodule[win].astype(np.uint8)
 
     out = []
@@ -104,7 +109,7 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int) -> list
     while len(out) < n_pos + n_neg:
         candidate = cut(*lung_px[rng.integers(len(lung_px))])
         for _ in range(20):  # prefer crops with no nodule at all
-            if not candidate[1].any():
+            if not candidate[1][context].any():
                 break
             candidate = cut(*lung_px[rng.integers(len(lung_px))])
         out.append(candidate)

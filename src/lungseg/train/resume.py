@@ -20,7 +20,7 @@ def payload(ctx, epoch: int, row: dict, full: bool) -> dict:
         "model_kwargs": ctx["model_kwargs"],
         "spec": ctx["spec"].to_dict(),
         "preprocessing": {"dims": data.dims, "input_size": data.input_size, "patch_size": data.patch_size,
-                          "intensity": data.intensity, "resize_method": data.resize_method},
+                          "context_slices": data.context_slices, "intensity": data.intensity, "resize_method": data.resize_method},
         "classes": list(ctx["classes"]),
         "epoch": epoch + 1,
         "metrics": {k: v for k, v in row.items() if isinstance(v, (int, float))},
