@@ -109,8 +109,8 @@ class ModelSegmenter:
                 x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)
                 yield start, stack_context(x, self.context)
             else:
-                x = normalize_intensity(ct.array[start:stop], self.intensity, is_hu=ct.is_hu, stats=stats)
-                yield start, x.transpose(1, 0, 2, 3)  # (C, b, y, x) -> (b, C, y, x)
+                yield start, normalize_intensity(ct.array[start:stop], self.intensity, is_hu=ct.is_hu, stats=stats,
+                                                 batch_first=True)
 
     def _iter_outputs(self, ct: CTImage, keep: bool):
         """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""

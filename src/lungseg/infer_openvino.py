@@ -92,7 +92,7 @@ class OpenVINOSegmenter(ModelSegmenter):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
-        request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        request.infer({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=True)  # no copy of the batch
         return request.get_output_tensor(0).data.copy()  # the request reuses its buffer
 
     def _graph_probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()  # a one-shot process: reuse freed pages instead of faulting them in again
     logging.basicConfig(format="lungseg: warning: %(message)s", level=logging.ERROR if args.quiet else logging.WARNING)
     src = Path(args.input)
     if not src.exists():

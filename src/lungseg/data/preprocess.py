@@ -95,11 +95,16 @@ def check_intensity(spec: dict) -> dict:
     return {"mode": mode, **spec}
 
 
-def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats: dict | None = None) -> np.ndarray:
-    """(z, y, x) or (y, x) array -> (C, ...) float32 network input (C = number of windows).
+def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats: dict | None = None,
+                        batch_first: bool = False) -> np.ndarray:
+    """(z, y, x) or (y, x) array -> (C, ...) float32 network input (C = number of windows);
+    batch_first: (z, y, x) -> (z, C, y, x), a batch of slices as a 2D network takes it (written
+    in that layout directly: no transposed copy of every scan).
 
     `stats` (from intensity_stats of the whole case) lets a slice be normalised like its volume;
     without it they are computed from `array` itself."""
+    if batch_first:
+        return _normalize_batch_first(array, spec, is_hu, stats)
     spec = check_intensity(spec)
     mode = spec["mode"]
     array = np.asarray(array, dtype=np.float32)
@@ -107,10 +112,7 @@ def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats
         raise NotHUError(f"intensity mode '{mode}' needs CT in Hounsfield units, but this image is not HU "
                          "(use mode zscore/minmax/none for image-mode data)")
     if mode == "window":
-        if "level" in spec:
-            pairs = [(float(spec["level"]), float(spec["width"]))]
-        else:
-            pairs = [WINDOWS[w] for w in spec.get("windows", ["lung"])]
+        pairs = _window_pairs(spec)
         out = np.empty((len(pairs),) + array.shape, dtype=np.float32)
         for channel, (lv, wd) in zip(out, pairs):
             window(array, lv, wd, out=channel)
@@ -122,6 +124,24 @@ def normalize_intensity(array: np.ndarray, spec: dict, is_hu: bool = True, stats
         stats = stats or intensity_stats(array, spec)
         return (zscore(array, **stats) if mode == "zscore" else minmax(array, **stats))[None]
     return array[None]
+
+
+def _window_pairs(spec: dict) -> list[tuple[float, float]]:
+    """(level, width) of each channel of a window spec."""
+    if "level" in spec:
+        return [(float(spec["level"]), float(spec["width"]))]
+    return [WINDOWS[w] for w in spec.get("windows", ["lung"])]
+
+
+def _normalize_batch_first(array, spec, is_hu, stats) -> np.ndarray:
+    spec = check_intensity(spec)
+    if spec["mode"] != "window" or not is_hu:  # one channel, or the error message: the general path
+        return np.moveaxis(normalize_intensity(array, spec, is_hu, stats), 0, 1)
+    pairs = _window_pairs(spec)
+    out = np.empty((array.shape[0], len(pairs)) + array.shape[1:], dtype=np.float32)
+    for channel, (lv, wd) in enumerate(pairs):
+        window(array, lv, wd, out=out[:, channel])
+    return out
 
 
 def resize(array: np.ndarray, size, kind: str = "image", method: str = "bilinear") -> np.ndarray:

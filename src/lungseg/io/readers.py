@@ -137,7 +137,7 @@ def _read_itk(path: Path, fmt: str) -> CTImage:
     if img.GetDimension() not in (2, 3):
         raise LungsegError(f"{path} is {img.GetDimension()}D; expected a 2D slice or 3D volume")
     arr = sitk.GetArrayViewFromImage(img)
-    ct = CTImage.from_sitk(sitk.Cast(img, sitk.sitkFloat32), is_hu=looks_like_hu(arr),
+    ct = CTImage.from_sitk(img, is_hu=looks_like_hu(arr),
                            source=str(path), format=fmt)
     ct.is_2d = img.GetDimension() == 2
     return ct
@@ -172,7 +172,7 @@ def _read_dicom_files(files: list[str], source: Path) -> CTImage:
     img = _itk_read(reader.Execute)
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise LungsegError(f"DICOM image in {source} is colour; expected a greyscale CT")
-    ct = CTImage.from_sitk(sitk.Cast(img, sitk.sitkFloat32), is_hu=True, source=str(source), format="dicom")
+    ct = CTImage.from_sitk(img, is_hu=True, source=str(source), format="dicom")
     ct.is_2d = len(files) == 1
     ct.meta.update(modality=modality or "unknown (tag missing)", n_files=len(files),
                    series_uid=str(getattr(ds, "SeriesInstanceUID", "")),
