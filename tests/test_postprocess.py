@@ -139,3 +139,10 @@ def test_postprocess_with_hu_fills_a_border_bulla():
     hu[8:12, 8:14, 6:12] = -990.0
     assert (postprocess_labels(lab, (2.0, 1.0, 1.0), hu=hu)[8:12, 8:14, 6:12] == 1).all()
     assert (postprocess_labels(lab, (2.0, 1.0, 1.0))[8:12, 8:14, 6:12] == 0).any()
+
+
+def test_lung_voxels_equal_isin_on_every_label_value():
+    from lungseg.postprocess import lung_voxels
+
+    labels = np.random.default_rng(0).integers(0, 256, (4, 16, 16)).astype(np.uint8)
+    np.testing.assert_array_equal(lung_voxels(labels), np.isin(labels, (1, 2)))
