@@ -160,3 +160,28 @@ def test_nodule_network_sees_only_each_batch_of_slices_lung_box():
     # 16 px of lung + 2 x 8 margin -> 32 x 32; below the apex each lung gets its own window
     # (80 + 16 rows -> 94 in the box, padded to 96; 30 + 13 and 32 + 12 columns, padded to 48)
     assert net.shapes == [(32, 32), (96, 48), (96, 48)]
+
+
+class BrightBelowIsNodule(torch.nn.Module):
+    """Fake 2.5D nodule model: 'nodule' where the slice below (channel 0) is brighter than -400 HU."""
+
+    def forward(self, x):
+        score = (x[:, :1] - 0.4) * 40
+        return torch.cat([-score, score], dim=1)
+
+
+def test_2_5d_nodule_network_sees_the_real_slices_beyond_the_lungs():
+    arr = np.full((6, 48, 48), 40.0, np.float32)
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[2:, 8:40, 8:40] = 1
+    arr[lungs > 0] = -850
+    arr[1] = -850  # the slice below the lungs' first: dark (not yet labelled lung) ...
+    arr[1, 22:24, 22:24] = 30  # ... with a bright spot the first lung slice's input must show
+    ct = CTImage.from_array(arr, spacing=(0.7, 0.7, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": None, "context_slices": 1,
+                              "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+    finder = NoduleSegmenter(ModelSegmenter(BrightBelowIsNodule(), meta, precision="fp32"))
+    prob = finder.probability(ct, lungs)
+    assert prob[2, 22:24, 22:24].min() > 0.9  # slice 1 seen below slice 2, not slice 2 repeated
+    assert prob[2, 30:34, 30:34].max() < 0.1 and prob[3, 22:24, 22:24].max() < 0.1

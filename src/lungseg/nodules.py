@@ -69,7 +69,9 @@ class NoduleSegmenter:
         y0, y1 = max(0, ys.min() - MARGIN_PX), min(ct.shape[1], ys.max() + MARGIN_PX + 1)
         x0, x1 = max(0, xs.min() - MARGIN_PX), min(ct.shape[2], xs.max() + MARGIN_PX + 1)
         box = (slice(zs[0], zs[-1] + 1), slice(y0, y1), slice(x0, x1))
-        crop = ct.array[box]
+        k = self.segmenter.context  # a 2.5D model sees the real slices beyond the lungs' first and last
+        below, above = min(k, zs[0]), min(k, ct.shape[0] - 1 - zs[-1])
+        crop = ct.array[zs[0] - below:zs[-1] + 1 + above, y0:y1, x0:x1]
         pixel = np.array([ct.spacing[1], ct.spacing[0]], dtype=float)  # (y, x) mm
         lo, hi = NATIVE_PIXEL_RANGE_MM
         target = pixel if ((pixel >= lo) & (pixel <= hi)).all() else np.full(2, self.pixel_mm)
@@ -77,7 +79,7 @@ class NoduleSegmenter:
         crop = _resize_slices(crop, size)
         sub = CTImage.from_array(crop, spacing=(target[1], target[0], ct.spacing[2]), is_hu=ct.is_hu)
         scale = np.array(size, float) / np.array([y1 - y0, x1 - x0])
-        in_box = lung_labels[box]
+        in_box = lung_labels[zs[0] - below:zs[-1] + 1 + above, y0:y1, x0:x1]
         extents = [((in_box == v).any(axis=2), (in_box == v).any(axis=1)) for v in LUNGS]  # (z, y), (z, x)
         p = np.zeros(sub.shape, np.float32)
         for start, x in self.segmenter.iter_inputs(sub):
@@ -85,7 +87,7 @@ class NoduleSegmenter:
             for a, b, c, d in _lung_windows(extents, start, stop, scale, size):
                 out = p[start:stop, a:b, c:d]
                 np.maximum(out, self.segmenter.predict_batch(x[..., a:b, c:d])[:, self.channel], out=out)
-        return box, _resize_slices(p, (y1 - y0, x1 - x0))
+        return box, _resize_slices(p[below:p.shape[0] - above], (y1 - y0, x1 - x0))
 
     def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
         """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
