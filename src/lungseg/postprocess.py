@@ -128,9 +128,9 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
     out = np.zeros_like(labels)
     out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
     if hu is not None:
-        before = out.copy()
-        if add_dark_pockets(out, hu):  # fill the vessels inside the added pockets, around them only
-            near = foreground_box(out != before, margin=2)
+        added, where = _add_dark_pockets(out, hu)
+        if added:  # fill the vessels inside the added pockets, around them only
+            near = tuple(slice(max(0, s.start - 2), min(size, s.stop + 2)) for s, size in zip(where, out.shape))
             out[near] = fill_lung_holes(out[near])
     return out
 
@@ -184,21 +184,27 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
 
 
 def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -900.0,
-                     min_lung_contact: float = 0.4) -> np.ndarray:
+                     min_lung_contact: float = 0.4) -> int:
     """Give the lungs the very dark (emphysematous, bullous) pockets a network leaves out at
     their border: connected regions below `threshold_hu` outside the lungs whose boundary lies
     mostly (>= min_lung_contact of its faces) against lung. Outside air and the trachea are
     never taken: they reach the lungs' bounding box edge (the trachea leaves it at the top) or
     touch the lungs with a small part of their boundary only. Each pocket joins the lung it
     touches most. In place; returns the number of voxels added."""
+    return _add_dark_pockets(labels, hu, threshold_hu, min_lung_contact)[0]
+
+
+def _add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -900.0,
+                      min_lung_contact: float = 0.4) -> tuple[int, tuple[slice, ...] | None]:
+    """add_dark_pockets, also giving the bounding box of the voxels it added (None if none)."""
     lungs = lung_voxels(labels)
     if not lungs.any() or labels.shape[0] == 1:
-        return 0
+        return 0, None
     box = foreground_box(lungs, margin=8)  # room for pockets that reach beyond the lungs' box
     lab, dark = labels[box], (hu[box] < threshold_hu) & ~lungs[box]
     comps, n = ndi.label(dark, structure=_structure(3))
     if n == 0:
-        return 0
+        return 0, None
     edge = np.zeros(n + 1, dtype=bool)
     for axis in range(3):
         edge[np.take(comps, [0, -1], axis=axis)] = True
@@ -215,9 +221,12 @@ def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -
     keep = ~edge & (contact[:, 1:].sum(axis=1) >= min_lung_contact * np.maximum(faces, 1))
     keep[0] = False
     side = np.where(contact[:, 1] >= contact[:, 2], 1, 2).astype(labels.dtype)
-    add = keep[comps]
-    lab[add] = side[comps[add]]
-    return int(add.sum())
+    kept = keep[ids]  # kept pockets never touch the box edge, so all their voxels are in coords
+    if not kept.any():
+        return 0, None
+    add = tuple(c[kept] for c in coords)
+    lab[add] = side[ids[kept]]
+    return int(kept.sum()), tuple(slice(int(c.min()) + b.start, int(c.max()) + 1 + b.start) for c, b in zip(add, box))
 
 
 def clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float = 3.0) -> np.ndarray:
