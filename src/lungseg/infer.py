@@ -88,7 +88,7 @@ class ModelSegmenter:
     def iter_probabilities(self, ct: CTImage):
         """Yield (first slice, probabilities (b, K, y, x) float32) batch by batch, so a big scan
         never holds its whole network input or probability volume in memory (2D models)."""
-        from .data.preprocess import intensity_stats, normalize_intensity
+        from .data.preprocess import normalize_intensity
 
         if self.dims != 2:
             x = normalize_intensity(ct.array, self.intensity, is_hu=ct.is_hu)

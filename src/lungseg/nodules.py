@@ -9,6 +9,7 @@ from scipy import ndimage as ndi
 
 from .errors import LungsegError
 from .io import CTImage
+from .postprocess import LUNGS, label_voxels, lung_voxels, voxels
 
 TRAINING_PIXEL_MM = 0.7  # LIDC crops are at native CT resolution, typically 0.6-0.8 mm
 NATIVE_PIXEL_RANGE_MM = (0.45, 1.0)  # pixel sizes the LIDC training crops span: no resampling
@@ -59,8 +60,6 @@ class NoduleSegmenter:
         hold far less lung than the middle ones, and the mediastinum lies between the lungs);
         nothing the size of the whole scan is allocated. lung_labels: 1 right, 2 left lung (any
         other value is not lung). (None, None) without lungs."""
-        from .postprocess import LUNGS, lung_voxels
-
         lungs = lung_voxels(lung_labels)
         zs = np.nonzero(lungs.any(axis=(1, 2)))[0]
         if len(zs) == 0:
@@ -91,8 +90,6 @@ class NoduleSegmenter:
 
     def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
         """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
-        from .postprocess import label_voxels, lung_voxels, voxels
-
         found = np.zeros(ct.shape, dtype=bool)
         box, prob = self.box_probability(ct, lung_labels)
         if box is None:
