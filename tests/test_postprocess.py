@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lungseg.postprocess import add_dark_pockets, fill_holes, label_voxels, low_confidence_map, postprocess_labels, voxels
+from lungseg.postprocess import add_dark_pockets, fill_holes, label, label_voxels, low_confidence_map, postprocess_labels, voxels
 
 
 def _two_lungs():
@@ -59,6 +59,22 @@ def test_label_voxels_numbers_components_like_ndi_label(shape):
     ids, m = label_voxels(voxels(mask), mask.shape)
     assert m == n
     np.testing.assert_array_equal(ids, expected[mask])
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (13, 17), (1, 9, 11)])
+def test_label_numbers_face_connected_components_like_ndi_label(shape):
+    mask = ndi.gaussian_filter(np.random.default_rng(2).random(shape), 0.8) > 0.5
+    expected, n = ndi.label(mask)  # the cross: face neighbours
+    comps, m = label(mask)
+    assert m == n > 1
+    np.testing.assert_array_equal(comps, expected)
+    if mask.ndim == 3:  # in-plane: each slice on its own, numbered in raster order over the volume
+        inplane = np.zeros((3, 3, 3), dtype=bool)
+        inplane[1] = ndi.generate_binary_structure(2, 1)
+        expected, n = ndi.label(mask, structure=inplane)
+        comps, m = label(mask, inplane=True)
+        assert m == n
+        np.testing.assert_array_equal(comps, expected)
 
 
 def test_holes_are_filled_per_lung_without_merging_lungs():

@@ -3,8 +3,8 @@ merge stray pieces into the lung they touch most, drop isolated blobs, fill hole
 nodules that sit in or against a lung. Plus the low-confidence map shown in previews."""
 from __future__ import annotations
 
+import cc3d
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -17,8 +17,18 @@ def lung_voxels(labels: np.ndarray) -> np.ndarray:
     return (labels == LUNGS[0]) | (labels == LUNGS[1])
 
 
-def _structure(ndim: int) -> np.ndarray:
-    return ndi.generate_binary_structure(ndim, 1)
+def label(mask: np.ndarray, inplane: bool = False) -> tuple[np.ndarray, int]:
+    """Face-connected components of a 2D or 3D mask, numbered in raster order exactly as
+    ndi.label with the cross structure numbers them; cc3d does it ~5x faster. inplane: each
+    slice (axis 0) on its own, as one tall 2D image with an empty row between the slices."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    if inplane and mask.ndim == 3:
+        z, y, x = mask.shape
+        tall = np.zeros((z, y + 1, x), dtype=bool)
+        tall[:, :y] = mask
+        comps, n = cc3d.connected_components(tall.reshape(z * (y + 1), x), connectivity=4, return_N=True)
+        return comps.reshape(z, y + 1, x)[:, :y], n
+    return cc3d.connected_components(mask, connectivity=4 if mask.ndim == 2 else 6, return_N=True)
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -27,9 +37,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     background components (in-plane connectivity) that do not reach a slice's edge: one labelling
     instead of binary_fill_holes' dilation to convergence, slice after slice."""
     mask = np.asarray(mask, dtype=bool)
-    inplane = np.zeros((3,) * mask.ndim, dtype=bool)
-    inplane[(1,) * (mask.ndim - 2)] = _structure(2)
-    comps, n = ndi.label(~mask, structure=inplane)
+    comps, n = label(~mask, inplane=True)
     filled = np.ones(n + 1, dtype=bool)
     for axis in (mask.ndim - 2, mask.ndim - 1):
         filled[np.take(comps, [0, -1], axis=axis)] = False
@@ -164,7 +172,7 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     if not mask.any():
         return False
     box = foreground_box(mask, margin=0)  # label this lung's box only: half the grid or less
-    comps, n = ndi.label(mask[box], structure=_structure(lab.ndim))
+    comps, n = label(mask[box])
     if n <= 1:
         return False
     sizes = np.bincount(comps.ravel(), minlength=n + 1)
@@ -202,7 +210,7 @@ def _add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = 
         return 0, None
     box = foreground_box(lungs, margin=8)  # room for pockets that reach beyond the lungs' box
     lab, dark = labels[box], (hu[box] < threshold_hu) & ~lungs[box]
-    comps, n = ndi.label(dark, structure=_structure(3))
+    comps, n = label(dark)
     if n == 0:
         return 0, None
     edge = np.zeros(n + 1, dtype=bool)
