@@ -61,6 +61,16 @@ def test_inference_is_deterministic(default, sample_ct):
 
 
 @needs_weights
+def test_low_confidence_map_is_optional_and_changes_nothing_else(default, sample_ct):
+    """`lungseg segment` without --preview skips the map (a scan-sized array nobody looks at)."""
+    with_map = default(sample_ct)
+    without = DefaultSegmenter(low_confidence=False)(sample_ct)
+    assert without.low_confidence is None
+    assert with_map.low_confidence.shape == sample_ct.shape and with_map.low_confidence.any()
+    np.testing.assert_array_equal(without.labels, with_map.labels)
+
+
+@needs_weights
 def test_image_mode_picture_uses_the_image_model(default, sample_ct, sample_lung_mask):
     if default.lung_image is None:
         pytest.skip("no image-mode model shipped")

@@ -37,11 +37,13 @@ class DefaultSegmenter:
     requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
-                 keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False):
+                 keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
+                 low_confidence: bool = True):
         from .infer import ModelSegmenter
         from .nodules import NoduleSegmenter
 
-        kw = dict(device=device, precision=precision, tta=tta, keep_probabilities=keep_probabilities, runtime=runtime)
+        kw = dict(device=device, precision=precision, tta=tta, keep_probabilities=keep_probabilities, runtime=runtime,
+                  low_confidence=low_confidence)
         self.lung_hu = ModelSegmenter.from_checkpoint(LUNG_HU, crf=crf, **kw)
         self._image_kw = kw
         self._lung_image = None

@@ -34,10 +34,11 @@ def bf16_supported() -> bool:
 
 class ModelSegmenter:
     def __init__(self, model, meta: dict, device: str = "cpu", precision: str = "auto", tta: bool = False,
-                 batch_size: int = 16, keep_probabilities: bool = False, crf: bool = False):
+                 batch_size: int = 16, keep_probabilities: bool = False, crf: bool = False,
+                 low_confidence: bool = True):
         import torch
 
-        self._read_meta(meta, tta, batch_size, keep_probabilities, crf)
+        self._read_meta(meta, tta, batch_size, keep_probabilities, crf, low_confidence)
         self.runtime = "torch"
         self.model = model.to(device).eval()
         self.device = torch.device(device)
@@ -46,7 +47,8 @@ class ModelSegmenter:
         if self.device.type == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
 
-    def _read_meta(self, meta: dict, tta: bool, batch_size: int, keep_probabilities: bool, crf: bool) -> None:
+    def _read_meta(self, meta: dict, tta: bool, batch_size: int, keep_probabilities: bool, crf: bool,
+                   low_confidence: bool = True) -> None:
         """What inference needs from a checkpoint's metadata (shared by every runtime)."""
         self.meta = meta
         pre = meta.get("preprocessing", {})
@@ -62,6 +64,7 @@ class ModelSegmenter:
         self.batch_size = batch_size
         self.keep_probabilities = keep_probabilities
         self.crf = crf  # dense-CRF refinement of the probabilities (lungseg.crf)
+        self.low_confidence = low_confidence  # the map previews show; a scan-sized array, so optional
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", runtime: str = "auto", resize: bool = True,
@@ -115,7 +118,8 @@ class ModelSegmenter:
     def _iter_outputs(self, ct: CTImage, keep: bool):
         """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
         for start, p in self.iter_probabilities(ct):
-            yield start, p.argmax(axis=1), low_confidence_map(p.transpose(1, 0, 2, 3)), p if keep else None
+            low = low_confidence_map(p.transpose(1, 0, 2, 3)) if self.low_confidence else None
+            yield start, p.argmax(axis=1), low, p if keep else None
 
     def predict_probabilities(self, ct: CTImage) -> np.ndarray:
         """(K, z, y, x) float32 softmax probabilities in checkpoint class order."""
@@ -126,12 +130,14 @@ class ModelSegmenter:
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
         winner = np.empty(ct.shape, dtype=np.uint8)
-        low = np.empty(ct.shape, dtype=bool)
+        low = np.empty(ct.shape, dtype=bool) if self.low_confidence else None
         keep = self.keep_probabilities or self.crf
         probs = np.empty((len(self.classes),) + ct.shape, np.float16) if keep else None
         for start, w, lo, p in self._iter_outputs(ct, keep):
             sl = slice(start, start + w.shape[0])
-            winner[sl], low[sl] = w, lo
+            winner[sl] = w
+            if low is not None:
+                low[sl] = lo
             if probs is not None:
                 probs[:, sl] = p.transpose(1, 0, 2, 3)
         if self.crf:

@@ -62,14 +62,15 @@ def cpu_has_bf16() -> bool:
 
 class OpenVINOSegmenter(ModelSegmenter):
     def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
-                 keep_probabilities: bool = False, crf: bool = False, device: str = "cpu"):
+                 keep_probabilities: bool = False, crf: bool = False, device: str = "cpu",
+                 low_confidence: bool = True):
         import openvino as ov
 
         if device != "cpu":
             raise LungsegError("the OpenVINO runtime runs on the CPU; use --runtime torch for a GPU")
         meta = read_sidecar(onnx_path)
         meta["path"] = str(onnx_path)
-        self._read_meta(meta, tta, batch_size, keep_probabilities, crf)
+        self._read_meta(meta, tta, batch_size, keep_probabilities, crf, low_confidence)
         self.input_size = meta.get("graph_input_size")  # the graph resizes to it itself
         self.graph_upsamples = meta.get("graph_upsamples", True)  # else lungseg.upsample goes back
         self.runtime = "openvino"
@@ -119,8 +120,9 @@ class OpenVINOSegmenter(ModelSegmenter):
         for start, x in self.iter_inputs(ct):  # the argmax and the low-confidence map without
             low_res = self._graph_probabilities(x)  # upsampling every probability
             size = x.shape[-2:]
-            yield (start, upsample.bilinear_argmax(low_res, size),
-                   upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size), None)
+            low = upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) \
+                if self.low_confidence else None
+            yield start, upsample.bilinear_argmax(low_res, size), low, None
 
     def _predict_3d(self, x: np.ndarray) -> np.ndarray:
         raise LungsegError("3D models run in PyTorch (--runtime torch)")

@@ -77,7 +77,8 @@ def network_options(args) -> dict:
     if args.model == "classical":
         return {}
     return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf,
-            "keep_probabilities": bool(args.probabilities)}
+            "keep_probabilities": bool(args.probabilities),
+            "low_confidence": bool(getattr(args, "preview", None))}  # only the preview shows it
 
 
 def _batch_inputs(src: Path) -> list[Path] | None:
