@@ -129,13 +129,14 @@ class ModelSegmenter:
         return out
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
-        winner = np.empty(ct.shape, dtype=np.uint8)
+        lut = np.array([CLASS_TO_LABEL.get(c, 0) for c in self.classes], dtype=np.uint8)  # class -> label
+        labels = np.empty(ct.shape, dtype=np.uint8)
         low = np.empty(ct.shape, dtype=bool) if self.low_confidence else None
         keep = self.keep_probabilities or self.crf
         probs = np.empty((len(self.classes),) + ct.shape, np.float16) if keep else None
         for start, w, lo, p in self._iter_outputs(ct, keep):
             sl = slice(start, start + w.shape[0])
-            winner[sl] = w
+            labels[sl] = lut[w]  # batch by batch: no scan-sized array of class indices
             if low is not None:
                 low[sl] = lo
             if probs is not None:
@@ -143,23 +144,16 @@ class ModelSegmenter:
         if self.crf:
             from .crf import dense_crf
 
-            winner = dense_crf(ct.array, probs, spacing_xy=ct.spacing[:2])
-        labels = self._labels(winner, ct)
+            labels = lut[dense_crf(ct.array, probs, spacing_xy=ct.spacing[:2])]
+        if "lung" in self.classes and "left_lung" not in self.classes:  # a both-lungs model
+            from .classical import split_left_right
+
+            labels = np.where(labels == 3, 3, split_left_right(labels == 1, ct)).astype(np.uint8)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
         return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
 
     # ---- internals ---------------------------------------------------------------------------
-    def _labels(self, winner: np.ndarray, ct: CTImage) -> np.ndarray:
-        """Winning class indices -> lungseg labels (1 right, 2 left, 3 nodule)."""
-        lut = np.array([CLASS_TO_LABEL.get(c, 0) for c in self.classes], dtype=np.uint8)
-        labels = lut[winner]
-        if "lung" in self.classes and "left_lung" not in self.classes:  # a both-lungs model
-            from .classical import split_left_right
-
-            labels = np.where(labels == 3, 3, split_left_right(labels == 1, ct)).astype(np.uint8)
-        return labels
-
     def _forward(self, batch):
         import torch
 
