@@ -34,3 +34,22 @@ def test_nearest_keeps_values():
     m[0, 1, 2] = True
     up = nearest(m, (8, 8))
     assert up.sum() == 4 and up[0, 2:4, 4:6].all()
+
+
+@pytest.mark.parametrize("size", [(80, 72), (100, 53), (17, 29), (512, 512)])
+def test_border_pixels_found_at_low_resolution_equal_nonzero_of_the_upsampled_mask(size):
+    from lungseg.upsample import _nearest_pixels_of
+
+    mask = np.random.default_rng(3).random((2, 40, 36)) < 0.1
+    got = np.zeros((2,) + size, dtype=bool)
+    b, y, x = _nearest_pixels_of(mask, size)
+    got[b, y, x] = True
+    assert len(b) == got.sum()  # each output pixel once
+    np.testing.assert_array_equal(got, nearest(mask, size))
+
+
+def test_class_argmax_equals_numpy_argmax_with_ties():
+    from lungseg.upsample import class_argmax
+
+    p = np.round(_probs((2, 4, 20, 20), seed=5), 1)  # rounding makes ties
+    np.testing.assert_array_equal(class_argmax(p), p.argmax(axis=1))

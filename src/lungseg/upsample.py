@@ -41,7 +41,7 @@ def bilinear_argmax(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     blend has that class, and elsewhere the blend is computed."""
     y0, y1, wy = source_indices(probs.shape[-2], size[0])
     x0, x1, wx = source_indices(probs.shape[-1], size[1])
-    low = probs.argmax(axis=1).astype(np.uint8)
+    low = class_argmax(probs)
     padded = np.pad(low, ((0, 0), (1, 1), (1, 1)), mode="edge")
     mixed = np.zeros(low.shape, dtype=bool)
     h, w = low.shape[1:]
@@ -49,7 +49,7 @@ def bilinear_argmax(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         for dx in range(3):
             mixed |= padded[:, dy:dy + h, dx:dx + w] != low
     out = nearest(low, size)
-    b, yy, xx = np.nonzero(nearest(mixed, size))
+    b, yy, xx = _nearest_pixels_of(mixed, size)
     if len(b):
         py, px = wy[yy][:, None], wx[xx][:, None]
         p = probs.transpose(0, 2, 3, 1)  # (b, h, w, K): gather whole probability vectors
@@ -57,6 +57,36 @@ def bilinear_argmax(probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                  + (p[b, y1[yy], x0[xx]] * (1 - px) + p[b, y1[yy], x1[xx]] * px) * py)
         out[b, yy, xx] = blend.argmax(axis=1)
     return out
+
+
+def class_argmax(probs: np.ndarray) -> np.ndarray:
+    """probs.argmax(axis=1) as uint8 (first maximum on ties), one class plane at a time:
+    several times faster than numpy's argmax across the strided class axis."""
+    best = probs[:, 0].copy()
+    winner = np.zeros(best.shape, dtype=np.uint8)
+    for k in range(1, probs.shape[1]):
+        better = probs[:, k] > best
+        winner[better] = k
+        np.maximum(best, probs[:, k], out=best)
+    return winner
+
+
+def _nearest_pixels_of(mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """np.nonzero(nearest(mask, size)) in some order: the output pixels whose nearest
+    low-resolution pixel is set, found from the set low-resolution pixels alone."""
+    b, i, j = np.nonzero(mask)
+    (ys, ny), (xs, nx) = (_nearest_runs(n, s) for n, s in zip(mask.shape[1:], size))
+    count = ny[i] * nx[j]  # output pixels per low-resolution pixel
+    which = np.repeat(np.arange(len(i)), count)
+    k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)  # rank inside its block
+    cols = nx[j][which]
+    return b[which], ys[i][which] + k // cols, xs[j][which] + k % cols
+
+
+def _nearest_runs(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """First output index and number of output indices nearest to each input index."""
+    count = np.bincount(nearest_indices(n_in, n_out), minlength=n_in)
+    return np.cumsum(count) - count, count
 
 
 def nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
