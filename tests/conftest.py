@@ -1,10 +1,12 @@
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LUNGSEG_CACHE_DIR", tempfile.mkdtemp(prefix="lungseg-test-cache-"))  # not the user's ~/.cache
 SHARED = Path(os.environ.get("LUNGSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

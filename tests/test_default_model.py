@@ -1,5 +1,9 @@
 """The shipped default models: loading, accuracy on the bundled sample, determinism, image mode,
 nodules only inside lungs, and reproducible retraining."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +72,23 @@ def test_low_confidence_map_is_optional_and_changes_nothing_else(default, sample
     assert without.low_confidence is None
     assert with_map.low_confidence.shape == sample_ct.shape and with_map.low_confidence.any()
     np.testing.assert_array_equal(without.labels, with_map.labels)
+
+
+@needs_weights
+def test_compiled_networks_are_cached_on_disk_and_give_the_same_masks(tmp_path):
+    from lungseg.samples import SAMPLE_CT
+
+    script = "import sys, numpy as np; from lungseg.api import segment; np.save(sys.argv[1], segment(sys.argv[2]).labels)"
+    masks = []
+    for run, cache in (("off", "off"), ("first", tmp_path / "cache"), ("cached", tmp_path / "cache")):
+        env = {**os.environ, "LUNGSEG_CACHE_DIR": str(cache)}
+        subprocess.run([sys.executable, "-c", script, tmp_path / f"{run}.npy", SAMPLE_CT], env=env, check=True)
+        masks.append(np.load(tmp_path / f"{run}.npy"))
+        if run == "first":
+            assert len(list((tmp_path / "cache").glob("*.blob"))) == 2  # lungs and nodules
+    assert not (tmp_path / "off").exists()
+    np.testing.assert_array_equal(masks[0], masks[1])
+    np.testing.assert_array_equal(masks[0], masks[2])
 
 
 @needs_weights

@@ -6,6 +6,8 @@ scans, so it is opt-in: precision="bf16"), and a run skips the ~3.5 s import of 
 """
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from pathlib import Path
 
@@ -55,17 +57,42 @@ def openvino_export_for(checkpoint, resize: bool = True, required: bool = False)
 def cpu_has_bf16() -> bool:
     if not openvino_available():
         return False
+    return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def cache_dir() -> Path | None:
+    """Where compiled networks are kept: $LUNGSEG_CACHE_DIR ("off": nowhere), else
+    $XDG_CACHE_HOME/lungseg/openvino or ~/.cache/lungseg/openvino; None when not writable."""
+    chosen = os.environ.get("LUNGSEG_CACHE_DIR")
+    if chosen and chosen.lower() in ("off", "0", "none"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lungseg" / "openvino"
+    path = Path(chosen) if chosen else base
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+@functools.lru_cache(maxsize=1)
+def openvino_core():
+    """One OpenVINO Core per process. With a cache directory a run loads the compiled networks
+    (OpenVINO keys them by graph file and settings) instead of converting and compiling the ONNX
+    graphs again: 0.2 -> 0.08 s for the two default networks."""
     import openvino as ov
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    core = ov.Core()
+    where = cache_dir()
+    if where is not None:
+        core.set_property({"CACHE_DIR": str(where)})
+    return core
 
 
 class OpenVINOSegmenter(ModelSegmenter):
     def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
                  keep_probabilities: bool = False, crf: bool = False, device: str = "cpu",
                  low_confidence: bool = True):
-        import openvino as ov
-
         if device != "cpu":
             raise LungsegError("the OpenVINO runtime runs on the CPU; use --runtime torch for a GPU")
         meta = read_sidecar(onnx_path)
@@ -76,7 +103,7 @@ class OpenVINOSegmenter(ModelSegmenter):
         self.runtime = "openvino"
         self.model = None
         self.autocast_dtype = None
-        core = ov.Core()
+        core = openvino_core()
         if precision == "bf16" and not cpu_has_bf16():
             raise LungsegError("this CPU has no bf16 support; use --precision fp32")
         self.precision = "bf16" if precision == "bf16" else "fp32"  # "auto": fp32, see the module note
