@@ -216,3 +216,36 @@ def test_2_5d_nodule_network_sees_the_real_slices_beyond_the_lungs():
     prob = finder.probability(ct, lungs)
     assert prob[2, 22:24, 22:24].min() > 0.9  # slice 1 seen below slice 2, not slice 2 repeated
     assert prob[2, 30:34, 30:34].max() < 0.1 and prob[3, 22:24, 22:24].max() < 0.1
+
+
+@pytest.mark.parametrize("pixel_mm", [0.7, 1.4])  # native, and resampled to the model's 0.7 mm
+def test_nodule_voxels_gathered_window_by_window_equal_the_thresholded_probability_map(pixel_mm):
+    """At native pixel size the finder keeps only the voxels over the threshold of each window
+    (no probability map of the lungs' box); they must be the map's, with the same values."""
+    from lungseg.postprocess import voxels
+
+    rng = np.random.default_rng(4)
+    arr = np.full((12, 80, 80), -1000.0, np.float32)  # dark for the fake model (its edge is ~ -800 HU)
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[1:11, 10:70, 4:36] = 1
+    lungs[3:10, 12:66, 44:76] = 2
+    arr[lungs > 0] = -850
+    arr[(rng.random(arr.shape) < 0.02) & (lungs > 0)] = 30  # bright specks in both lungs
+    arr[5:8, 30:34, 50:54] = 30
+    ct = CTImage.from_array(arr, spacing=(pixel_mm, pixel_mm, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": None, "context_slices": 1,
+                              "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+    finder = NoduleSegmenter(ModelSegmenter(BrightIsNodule(), meta, precision="fp32", batch_size=4),
+                             min_mean_probability=0.0)
+    plan = finder._plan(ct, lungs)
+    assert plan.resampled == (pixel_mm != 0.7)
+    coords, values = finder._candidate_voxels(plan)
+    box, prob = finder.box_probability(ct, lungs)
+    expected = voxels(prob >= finder.threshold)
+    assert len(expected[0]) > 100
+    for got, want in zip(coords, expected):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(values, prob[expected])
+    found = finder(ct, lungs)
+    assert found[6, 31, 51] and found.sum() <= len(expected[0])

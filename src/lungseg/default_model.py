@@ -74,8 +74,8 @@ class DefaultSegmenter:
             out.notes.append(f"nodules not searched: pixels are {min(ct.spacing[:2]):.2f} mm, the nodule model "
                              f"needs <= {NODULE_MAX_PIXEL_MM} mm")
         elif self.nodule is not None:
-            labels = out.labels.copy()
-            labels[self.nodule(ct, labels)] = 3
+            labels = out.labels  # the lung model's own new array: nodules go in place
+            labels[self.nodule.find(ct, labels)] = 3
             out.labels = clean_nodules(labels, np.asarray(ct.spacing_zyx)) if postprocess else labels
             out.model = "default (lungs + nodules)"
         return out

@@ -4,6 +4,8 @@ LIDC crops at their native pixel size (about 0.5-1.0 mm), so scans inside that r
 they are and others are resampled to 0.7 mm pixels first."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -60,10 +62,64 @@ class NoduleSegmenter:
         hold far less lung than the middle ones, and the mediastinum lies between the lungs);
         nothing the size of the whole scan is allocated. lung_labels: 1 right, 2 left lung (any
         other value is not lung). (None, None) without lungs."""
+        plan = self._plan(ct, lung_labels)
+        return (None, None) if plan is None else (plan.box, self._dense_probability(plan))
+
+    def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
+        """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
+        found = np.zeros(ct.shape, dtype=bool)
+        found[self.find(ct, lung_labels)] = True
+        return found
+
+    def find(self, ct: CTImage, lung_labels: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The nodule voxels as index arrays (z, y, x): no scan-sized mask for a few thousand voxels."""
+        none = tuple(np.zeros(0, dtype=np.intp) for _ in range(3))
+        plan = self._plan(ct, lung_labels)
+        if plan is None:
+            return none
+        coords, values = self._candidate_voxels(plan)
+        ids, n = label_voxels(coords, plan.box_shape)
+        if not n:
+            return none
+        size = np.bincount(ids, minlength=n + 1).astype(float)
+        mean_p = np.bincount(ids, weights=values, minlength=n + 1) / np.maximum(size, 1)
+        in_lung = lung_voxels(lung_labels[plan.box][coords])
+        inside = np.bincount(ids, weights=in_lung, minlength=n + 1) / np.maximum(size, 1)
+        keep = ((mean_p >= self.min_mean_probability) & (inside >= self.min_inside))[ids]
+        return tuple(c[keep] + s.start for c, s in zip(coords, plan.box))
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """The box voxels at or above the threshold (raster order) and their probabilities. At the
+        scan's own pixel size these come window by window, without a probability map of the box."""
+        if plan.resampled:
+            prob = self._dense_probability(plan)
+            coords = voxels(prob >= self.threshold)
+            return coords, prob[coords]
+        parts = []
+        for (z0, _, y0, _, x0, _), prob in self._window_probabilities(plan):
+            z, y, x = voxels(prob >= self.threshold)
+            parts.append((z + z0 - plan.below, y + y0, x + x0, prob[z, y, x]))
+        z, y, x, values = (np.concatenate([part[i] for part in parts]) if parts else np.zeros(0) for i in range(4))
+        inside = (z >= 0) & (z < plan.box_shape[0])  # not the context slices beyond the lungs
+        flat = np.ravel_multi_index((z[inside].astype(np.intp), y[inside].astype(np.intp), x[inside].astype(np.intp)),
+                                    plan.box_shape)
+        order = np.argsort(flat, kind="stable")
+        return np.unravel_index(flat[order], plan.box_shape), values[inside][order]
+
+    def _dense_probability(self, plan: "_Plan") -> np.ndarray:
+        """The probability map of the lungs' box, back at the scan's pixel size."""
+        p = np.zeros(plan.grid.shape, np.float32)
+        for (z0, z1, y0, y1, x0, x1), prob in self._window_probabilities(plan):
+            p[z0:z1, y0:y1, x0:x1] = prob  # the windows of a batch never overlap
+        return _resize_slices(p[plan.below:p.shape[0] - plan.above], plan.box_shape[1:])
+
+    def _plan(self, ct: CTImage, lung_labels: np.ndarray) -> "_Plan | None":
+        """The lungs' box, the (resampled) grid the network runs on and each lung's extent per slice."""
         lungs = lung_voxels(lung_labels)
         zs = np.nonzero(lungs.any(axis=(1, 2)))[0]
         if len(zs) == 0:
-            return None, None
+            return None
         ys, xs = np.nonzero(lungs[zs[0]:zs[-1] + 1].any(axis=0))
         y0, y1 = max(0, ys.min() - MARGIN_PX), min(ct.shape[1], ys.max() + MARGIN_PX + 1)
         x0, x1 = max(0, xs.min() - MARGIN_PX), min(ct.shape[2], xs.max() + MARGIN_PX + 1)
@@ -75,35 +131,32 @@ class NoduleSegmenter:
         lo, hi = NATIVE_PIXEL_RANGE_MM
         target = pixel if ((pixel >= lo) & (pixel <= hi)).all() else np.full(2, self.pixel_mm)
         size = tuple(int(max(16, round(n * p / t))) for n, p, t in zip(crop.shape[1:], pixel, target))
-        crop = _resize_slices(crop, size)
-        sub = CTImage.from_array(crop, spacing=(target[1], target[0], ct.spacing[2]), is_hu=ct.is_hu)
-        scale = np.array(size, float) / np.array([y1 - y0, x1 - x0])
+        grid = CTImage.from_array(_resize_slices(crop, size), spacing=(target[1], target[0], ct.spacing[2]),
+                                  is_hu=ct.is_hu)
         in_box = lung_labels[zs[0] - below:zs[-1] + 1 + above, y0:y1, x0:x1]
         extents = [((in_box == v).any(axis=2), (in_box == v).any(axis=1)) for v in LUNGS]  # (z, y), (z, x)
-        p = np.zeros(sub.shape, np.float32)
-        for start, x in self.segmenter.iter_inputs(sub):
-            stop = start + x.shape[0]
-            for a, b, c, d in _lung_windows(extents, start, stop, scale, size):
-                out = p[start:stop, a:b, c:d]
-                np.maximum(out, self.segmenter.predict_batch(x[..., a:b, c:d])[:, self.channel], out=out)
-        return box, _resize_slices(p[below:p.shape[0] - above], (y1 - y0, x1 - x0))
+        return _Plan(box, (len(zs), y1 - y0, x1 - x0), below, above, grid, size != crop.shape[1:],
+                     np.array(size, float) / np.array([y1 - y0, x1 - x0]), size, extents)
 
-    def __call__(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
-        """Boolean nodule mask: candidate components that pass the filter (see the class note)."""
-        found = np.zeros(ct.shape, dtype=bool)
-        box, prob = self.box_probability(ct, lung_labels)
-        if box is None:
-            return found
-        lungs = lung_voxels(lung_labels[box])
-        coords = voxels(prob >= self.threshold)
-        ids, n = label_voxels(coords, prob.shape)
-        if n:
-            size = np.bincount(ids, minlength=n + 1).astype(float)
-            mean_p = np.bincount(ids, weights=prob[coords], minlength=n + 1) / np.maximum(size, 1)
-            inside = np.bincount(ids, weights=lungs[coords], minlength=n + 1) / np.maximum(size, 1)
-            keep = (mean_p >= self.min_mean_probability) & (inside >= self.min_inside)
-            found[box][tuple(c[keep[ids]] for c in coords)] = True
-        return found
+    def _window_probabilities(self, plan: "_Plan"):
+        """((z0, z1, y0, y1, x0, x1) on the network's grid, nodule probability there) per window."""
+        for start, x in self.segmenter.iter_inputs(plan.grid):
+            stop = start + x.shape[0]
+            for a, b, c, d in _lung_windows(plan.extents, start, stop, plan.scale, plan.size):
+                yield (start, stop, a, b, c, d), self.segmenter.predict_batch(x[..., a:b, c:d])[:, self.channel]
+
+
+@dataclass
+class _Plan:
+    box: tuple[slice, ...]  # the lungs' box on the scan
+    box_shape: tuple[int, int, int]
+    below: int  # context slices beyond the lungs' first / last slice in `grid`
+    above: int
+    grid: CTImage  # the box (plus context slices) at the network's pixel size
+    resampled: bool
+    scale: np.ndarray  # grid pixels per scan pixel (y, x)
+    size: tuple[int, int]  # grid's in-plane size
+    extents: list  # per lung: rows (z, y) and columns (z, x) it occupies
 
 
 def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:
