@@ -82,35 +82,43 @@ def _is_swapped(labels, ref) -> int:
 
 def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
     """Nodule crops of one part of the patient split: "val" (early stopping chose the epoch on
-    it) or "test" (looked at once, for the model card, after every choice was made)."""
+    it) or "test" (looked at once, for the model card, after every choice was made). Scored
+    crop by crop (2D Dice of every crop whose reference is not empty) and nodule by nodule (3D
+    Dice of each nodule's stack of crops, as LIDC nodule-segmentation papers report it)."""
+    from PIL import Image
+
     from lungseg.data.shared_sets import lidc_crops
     from lungseg.data.splits import split_patients
     from lungseg.default_model import NODULE
     from lungseg.infer import ModelSegmenter
-    from lungseg.io import CTImage
+    from lungseg.io import CTImage, write_labels
 
     cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400], stack=True)  # a stack per nodule
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
     seg = ModelSegmenter.from_checkpoint(NODULE, resize=False)  # 128 px crops: as run on whole CT
-    pred_dir, ref_dir = work / f"pred_lidc_{split}", work / f"ref_lidc_{split}"
-    for d in (pred_dir, ref_dir):
+    dirs = {kind: work / f"{kind}_lidc_{split}" for kind in ("pred", "ref", "pred_nodules", "ref_nodules")}
+    for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    from PIL import Image
-
-    for c in cases:  # the model sees each crop with its neighbours (2.5D); scored crop by crop
+    for c in cases:  # the model sees each crop with its neighbours (2.5D)
         if c.patient_id not in val_ids:
             continue
         image, label = c.load()
-        out = seg(CTImage.from_array(image, spacing=(0.7, 0.7, 1.0), is_hu=True), postprocess=False)
+        ct = CTImage.from_array(image, spacing=(0.7, 0.7, 1.0), is_hu=True)
+        pred = (seg(ct, postprocess=False).labels > 0).astype(np.uint8) * 3
+        name = re.sub(r"[/]", "_", c.case_id)
         for k, number in enumerate(c.meta["slices"]):
-            name = re.sub(r"[/]", "_", c.case_id) + f"_slice-{number}"
-            Image.fromarray((out.labels[k] > 0).astype(np.uint8) * 3).save(pred_dir / f"{name}.png")
-            Image.fromarray(label[k].astype(np.uint8) * 3).save(ref_dir / f"{name}.png")
-    summary = evaluate(pred_dir, ref_dir, work / f"eval_lidc_{split}", "--patient-regex", r"^(LIDC-IDRI-\d+)",
-                       "--spacing", "0.7,0.7,1", "--classes", "nodule")
-    return {f"lidc_{split}_crops": {"summary": _key_rows(summary), "patients": len(val_ids)}}
+            Image.fromarray(pred[k]).save(dirs["pred"] / f"{name}_slice-{number}.png")
+            Image.fromarray(label[k].astype(np.uint8) * 3).save(dirs["ref"] / f"{name}_slice-{number}.png")
+        if label.any():  # a nodule no two readers marked has no consensus to score against
+            write_labels(pred, ct, dirs["pred_nodules"] / f"{name}.nii.gz")
+            write_labels(label.astype(np.uint8) * 3, ct, dirs["ref_nodules"] / f"{name}.nii.gz")
+    options = ("--patient-regex", r"^(LIDC-IDRI-\d+)", "--spacing", "0.7,0.7,1", "--classes", "nodule")
+    crops = evaluate(dirs["pred"], dirs["ref"], work / f"eval_lidc_{split}", *options)
+    nodules = evaluate(dirs["pred_nodules"], dirs["ref_nodules"], work / f"eval_lidc_{split}_nodules", *options)
+    return {f"lidc_{split}_crops": {"summary": _key_rows(crops), "patients": len(val_ids)},
+            f"lidc_{split}_nodules": {"summary": _key_rows(nodules), "patients": len(val_ids)}}
 
 
 def phantom_nodules(seeds=range(5100, 5104), size=(512, 512, 160)) -> dict:
