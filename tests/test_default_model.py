@@ -50,6 +50,15 @@ def test_openvino_masks_equal_pytorch_fp32(default, sample_ct):
 
 
 @needs_weights
+def test_lung_network_split_over_two_streams_equals_single_requests(default):
+    seg = default.lung_hu
+    assert seg.streams == 2 and default.nodule.segmenter.streams == 1
+    x = np.random.default_rng(0).random((3, 2, 512, 512), dtype=np.float32)  # an odd batch: halves of 2 and 1
+    single = np.concatenate([seg._run(x[i:i + 1]) for i in range(3)])  # a batch of 1 takes one request
+    np.testing.assert_allclose(seg._run(x), single, atol=1e-5)
+
+
+@needs_weights
 def test_sample_lungs_match_reference_and_sides(default, sample_ct, sample_lung_mask):
     """The bundled CIP case is validation data for the default model (never trained on)."""
     labels = default(sample_ct).labels

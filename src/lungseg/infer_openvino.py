@@ -109,6 +109,13 @@ class OpenVINOSegmenter(ModelSegmenter):
         self.precision = "bf16" if precision == "bf16" else "fp32"  # "auto": fp32, see the module note
         config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
                   "PERFORMANCE_HINT": "LATENCY"}
+        # A graph that resizes to a fixed size (the lung network) runs each batch as two halves on
+        # two streams: measured on 2 cores 6.6 -> 6.3 ms per slice and ~0.25 s less on a
+        # 512x512x300 run, same masks. Graphs fed windows of changing size (the nodule network)
+        # gained nothing: OpenVINO re-plans for every new shape.
+        self.streams = 2 if self.input_size else 1
+        if self.streams > 1:
+            config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": str(self.streams)})
         self.compiled = core.compile_model(str(onnx_path), "CPU", config)
         self._local = threading.local()  # one infer request per thread: a segmenter may be shared
 
@@ -117,6 +124,15 @@ class OpenVINOSegmenter(ModelSegmenter):
         return bool(self.input_size)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.streams > 1 and len(x) >= self.streams:
+            requests = getattr(self._local, "requests", None)
+            if requests is None:
+                requests = self._local.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
+            for r, part in zip(requests, np.array_split(np.ascontiguousarray(x, dtype=np.float32), self.streams)):
+                r.start_async({0: part}, share_inputs=True)
+            for r in requests:
+                r.wait()
+            return np.concatenate([r.get_output_tensor(0).data for r in requests])
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
