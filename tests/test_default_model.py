@@ -59,6 +59,13 @@ def test_lung_network_split_over_two_streams_equals_single_requests(default):
 
 
 @needs_weights
+def test_tta_reaches_the_nodule_network_too():
+    seg = DefaultSegmenter(tta=True)
+    assert seg.lung_hu.tta and seg.nodule.segmenter.tta
+    assert not DefaultSegmenter().nodule.segmenter.tta
+
+
+@needs_weights
 def test_sample_lungs_match_reference_and_sides(default, sample_ct, sample_lung_mask):
     """The bundled CIP case is validation data for the default model (never trained on)."""
     labels = default(sample_ct).labels

@@ -48,7 +48,7 @@ class DefaultSegmenter:
         self._image_kw = kw
         self._lung_image = None
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=_nodule_precision(precision),
-                                                      runtime=runtime) \
+                                                      runtime=runtime, tta=tta) \
             if nodules and NODULE.exists() else None
 
     @property

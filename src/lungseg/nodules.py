@@ -43,11 +43,12 @@ class NoduleSegmenter:
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", precision: str = "auto", runtime: str = "auto",
-                        **kwargs) -> "NoduleSegmenter":
+                        tta: bool = False, **kwargs) -> "NoduleSegmenter":
+        """tta: average with the left/right mirror (twice the network time)."""
         from .infer import ModelSegmenter
 
         return cls(ModelSegmenter.from_checkpoint(path, device=device, precision=precision, runtime=runtime,
-                                                  resize=False), **kwargs)
+                                                  resize=False, tta=tta), **kwargs)
 
     def probability(self, ct: CTImage, lung_labels: np.ndarray) -> np.ndarray:
         """Nodule probability (z, y, x) float32; zero away from the lungs."""
