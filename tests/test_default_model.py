@@ -59,6 +59,19 @@ def test_lung_network_split_over_two_streams_equals_single_requests(default):
 
 
 @needs_weights
+def test_lung_batches_run_ahead_of_their_use_with_the_same_results(sample_ct):
+    """OpenVINO runs batch k + 1 while batch k is upsampled: same outputs, same order."""
+    seg = ModelSegmenter.from_checkpoint(LUNG_HU, batch_size=6)  # 79 slices: 14 batches, the last short
+    ahead = list(seg._iter_outputs(sample_ct, keep=False))
+    one_by_one = [seg._argmax_at_slice_size(start, seg._graph_probabilities(x), x.shape[-2:])
+                  for start, x in seg.iter_inputs(sample_ct)]
+    assert [a[0] for a in ahead] == [b[0] for b in one_by_one] == list(range(0, 79, 6))
+    for a, b in zip(ahead, one_by_one):
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[2], b[2])
+
+
+@needs_weights
 def test_tta_reaches_the_nodule_network_too():
     seg = DefaultSegmenter(tta=True)
     assert seg.lung_hu.tta and seg.nodule.segmenter.tta

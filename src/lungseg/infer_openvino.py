@@ -124,20 +124,29 @@ class OpenVINOSegmenter(ModelSegmenter):
         return bool(self.input_size)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if self.streams > 1 and len(x) >= self.streams:
-            requests = getattr(self._local, "requests", None)
-            if requests is None:
-                requests = self._local.requests = [self.compiled.create_infer_request() for _ in range(self.streams)]
-            for r, part in zip(requests, np.array_split(np.ascontiguousarray(x, dtype=np.float32), self.streams)):
-                r.start_async({0: part}, share_inputs=True)
-            for r in requests:
-                r.wait()
-            return np.concatenate([r.get_output_tensor(0).data for r in requests])
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
-        request.infer({0: np.ascontiguousarray(x, dtype=np.float32)}, share_inputs=True)  # no copy of the batch
-        return request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        return self._collect(self._start(x))
+
+    def _start(self, x: np.ndarray, slot: int = 0) -> list:
+        """Start the graph on batch x, split over the streams; returns the running requests.
+        Two slots of requests let one batch run while the previous one's result is used. The
+        requests read x in place: keep it alive until _collect."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        parts = np.array_split(x, self.streams) if len(x) >= self.streams else [x]
+        slots = getattr(self._local, "slots", None)
+        if slots is None:
+            slots = self._local.slots = {}
+        if slot not in slots:
+            slots[slot] = [self.compiled.create_infer_request() for _ in range(self.streams)]
+        requests = slots[slot][:len(parts)]
+        for request, part in zip(requests, parts):
+            request.start_async({0: part}, share_inputs=True)
+        return requests
+
+    @staticmethod
+    def _collect(requests: list) -> np.ndarray:
+        for request in requests:
+            request.wait()
+        return np.concatenate([r.get_output_tensor(0).data for r in requests])  # a copy: requests reuse buffers
 
     def _graph_probabilities(self, x: np.ndarray) -> np.ndarray:
         """The graph's probabilities for (b, C, h, w) input (TTA averaged): at the slice size, or
@@ -160,12 +169,25 @@ class OpenVINOSegmenter(ModelSegmenter):
         if self.graph_upsamples or keep:
             yield from super()._iter_outputs(ct, keep)
             return
-        for start, x in self.iter_inputs(ct):  # the argmax and the low-confidence map without
-            low_res = self._graph_probabilities(x)  # upsampling every probability
-            size = x.shape[-2:]
-            low = upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) \
-                if self.low_confidence else None
-            yield start, upsample.bilinear_argmax(low_res, size), low, None
+        if self.tta or not self.input_size:
+            for start, x in self.iter_inputs(ct):
+                yield self._argmax_at_slice_size(start, self._graph_probabilities(x), x.shape[-2:])
+            return
+        pending = None  # the network runs on the next batch while this one is upsampled (numpy: one core)
+        for k, (start, x) in enumerate(self.iter_inputs(ct)):
+            running = (start, x, self._start(x, slot=k % 2))
+            if pending is not None:
+                yield self._argmax_at_slice_size(pending[0], self._collect(pending[2]), pending[1].shape[-2:])
+            pending = running
+        if pending is not None:
+            yield self._argmax_at_slice_size(pending[0], self._collect(pending[2]), pending[1].shape[-2:])
+
+    def _argmax_at_slice_size(self, start: int, low_res: np.ndarray, size) -> tuple:
+        """The argmax and the low-confidence map at the slice size, without upsampling every
+        probability."""
+        low = upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) \
+            if self.low_confidence else None
+        return start, upsample.bilinear_argmax(low_res, size), low, None
 
     def _predict_3d(self, x: np.ndarray) -> np.ndarray:
         raise LungsegError("3D models run in PyTorch (--runtime torch)")
