@@ -86,11 +86,12 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context
     volume repeat its edge slice, as at inference."""
     import numpy as np
 
+    from ..postprocess import lung_voxels
     from .preprocess import context_indices
 
     rng = np.random.default_rng(seed)
     nodule = labels == 3
-    lung_px, nodule_px = np.argwhere(np.isin(labels, (1, 2))), np.argwhere(nodule)
+    lung_px, nodule_px = np.argwhere(lung_voxels(labels)), np.argwhere(nodule)
     half = crop // 2
 
     def cut(z, y, x):
