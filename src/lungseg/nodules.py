@@ -62,7 +62,7 @@ class NoduleSegmenter:
         """(box, probability inside it): the network runs on the lungs' slices only, and on each
         batch of slices only inside each lung's in-plane box in that batch (apex and base slices
         hold far less lung than the middle ones, and the mediastinum lies between the lungs);
-        nothing the size of the whole scan is allocated. lung_labels: 1 right, 2 left lung (any
+        no probability map the size of the whole scan is allocated. lung_labels: 1 right, 2 left lung (any
         other value is not lung). (None, None) without lungs."""
         plan = self._plan(ct, lung_labels)
         return (None, None) if plan is None else (plan.box, self._dense_probability(plan))
@@ -137,8 +137,7 @@ class NoduleSegmenter:
                                   is_hu=ct.is_hu)
         in_box = lung_labels[zs[0] - below:zs[-1] + 1 + above, y0:y1, x0:x1]
         extents = [((in_box == v).any(axis=2), (in_box == v).any(axis=1)) for v in LUNGS]  # (z, y), (z, x)
-        return _Plan(box, (len(zs), y1 - y0, x1 - x0), below, above, grid, size != crop.shape[1:],
-                     np.array(size, float) / np.array([y1 - y0, x1 - x0]), size, extents)
+        return _Plan(box, (len(zs), y1 - y0, x1 - x0), below, above, grid, extents)
 
     def _window_probabilities(self, plan: "_Plan"):
         """((z0, z1, y0, y1, x0, x1) on the network's grid, nodule probability there) per window."""
@@ -155,10 +154,21 @@ class _Plan:
     below: int  # context slices beyond the lungs' first / last slice in `grid`
     above: int
     grid: CTImage  # the box (plus context slices) at the network's pixel size
-    resampled: bool
-    scale: np.ndarray  # grid pixels per scan pixel (y, x)
-    size: tuple[int, int]  # grid's in-plane size
     extents: list  # per lung: rows (z, y) and columns (z, x) it occupies
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The grid's in-plane size."""
+        return tuple(self.grid.shape[1:])
+
+    @property
+    def resampled(self) -> bool:
+        return self.size != tuple(self.box_shape[1:])
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Grid pixels per scan pixel (y, x)."""
+        return np.array(self.size, float) / np.array(self.box_shape[1:])
 
 
 def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:
