@@ -26,7 +26,8 @@ class NoduleSegmenter:
     training phantoms (512x512x160, seeds 1000-1003, the nodule model trained on their crops):
     the shipped model (Dice per crop in training) keeps all 12 of their found nodules up to 0.88
     (false candidates per scan 74 at 0.85, 53.5 at 0.88) and at 0.9 halves the false candidates
-    (38.5) for 2 of the 12, both under 7 mm; every one >= 10 mm is kept up to 0.9."""
+    (38.5) for 2 of the 12, both under 7 mm; every one >= 10 mm is kept up to 0.9
+    (benchmarks/nodule_filter_sweep.py)."""
 
     def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
                  min_mean_probability: float = 0.9, min_inside: float = 0.5):
