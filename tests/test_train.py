@@ -178,3 +178,35 @@ def test_cli_train(tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "cli" / "history.csv")))) == 2
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert main(["train", "--list-models"]) == 0
+
+
+def test_case_dice_weighs_every_case_alike():
+    from lungseg.train.metrics import CaseDice, OverlapCounter
+
+    target = torch.zeros(3, 10, 10, dtype=torch.long)
+    target[0, :2, :2] = 1  # 4 px, missed entirely
+    target[1, :, :5] = 1  # 50 px, found exactly
+    pred = target.clone()
+    pred[0] = 0
+    pred[2, 0, 0] = 1  # a false positive in a case with no nodule: not scored per case
+    cases, pooled = CaseDice(2), OverlapCounter(2)
+    cases.update(pred, target)
+    pooled.update(pred, target)
+    assert cases.mean() == pytest.approx(0.5)  # (0 + 1) / 2
+    assert pooled.mean()["dice"] == pytest.approx(2 * 50 / (2 * 50 + 1 + 4))
+    assert CaseDice(2).mean() != CaseDice(2).mean()  # no case: NaN, not 0
+
+
+def test_cosine_schedule_and_per_case_monitor(tmp_path):
+    cfg = tiny(tmp_path, **{"epochs": 4, "optim.lr": 0.01, "scheduler": {"name": "cosine", "min_lr": 0.001},
+                            "monitor": "val_dice_per_case"})
+    result = train(cfg)
+    lrs = [row["lr"] for row in result.history]
+    assert lrs[0] == pytest.approx(0.01)
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] > 0.001  # stepped once per epoch, ends at min_lr
+    assert lrs[2] == pytest.approx(0.001 + 0.009 * 0.5)  # half way: the mean of the two
+    assert result.best_metric == max(row["val_dice_per_case"] for row in result.history)
+    with pytest.raises(LungsegError, match="monitor must be one of.*val_dice_per_case"):
+        tiny(tmp_path, monitor="dice")
+    with pytest.raises(LungsegError, match="scheduler must be plateau, cosine or none"):
+        tiny(tmp_path, scheduler={"name": "step"})

@@ -19,6 +19,7 @@ from .errors import LungsegError
 from .io import CTImage
 from .postprocess import low_confidence_map, postprocess_labels
 from .segmenters import SegmenterOutput
+from .upsample import class_argmax
 
 CLASS_TO_LABEL = {"background": 0, "right_lung": 1, "left_lung": 2, "nodule": 3, "lung": 1}
 
@@ -119,7 +120,7 @@ class ModelSegmenter:
         """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
         for start, p in self.iter_probabilities(ct):
             low = low_confidence_map(p.transpose(1, 0, 2, 3)) if self.low_confidence else None
-            yield start, p.argmax(axis=1), low, p if keep else None
+            yield start, class_argmax(p), low, p if keep else None
 
     def predict_probabilities(self, ct: CTImage) -> np.ndarray:
         """(K, z, y, x) float32 softmax probabilities in checkpoint class order."""

@@ -46,7 +46,7 @@ class OptimConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = "plateau"  # plateau | none
+    name: str = "plateau"  # plateau (halve when the monitor stalls) | cosine (to min_lr over each phase) | none
     factor: float = 0.5
     patience: int = 5
     min_lr: float = 1e-7
@@ -81,7 +81,9 @@ class TrainConfig:
     early_stopping: EarlyStopConfig = field(default_factory=EarlyStopConfig)
     epochs: int = 10  # ignored when phases are given (their epochs add up)
     phases: list = field(default_factory=list)  # list of PhaseConfig
-    monitor: str = "val_dice"  # val_dice | val_iou | val_loss: best checkpoint, scheduler, early stop
+    # best checkpoint, plateau scheduler, early stop: val_dice | val_iou (pooled over the validation set),
+    # val_dice_per_case (mean Dice of the cases whose reference has the class: how crops are scored) | val_loss
+    monitor: str = "val_dice"
     ema_decay: float | None = None  # e.g. 0.99: validate and ship an exponential moving average
     amp: str = "auto"  # auto (bf16 where the CPU/GPU has it) | bf16 | off
     grad_clip: float | None = None  # max gradient norm
@@ -101,6 +103,7 @@ class TrainConfig:
 
 
 _NESTED = {"phases": PhaseConfig}
+MONITORS = ("val_dice", "val_iou", "val_dice_per_case", "val_loss")
 
 
 class _Loader(yaml.SafeLoader):
@@ -175,14 +178,14 @@ def load_config(path, overrides=None) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     if isinstance(cfg.amp, bool):  # YAML reads a bare off/on as a boolean
         cfg.amp = "bf16" if cfg.amp else "off"
-    if cfg.monitor not in ("val_dice", "val_iou", "val_loss"):
-        raise LungsegError(f"monitor must be val_dice, val_iou or val_loss (got {cfg.monitor})")
+    if cfg.monitor not in MONITORS:
+        raise LungsegError(f"monitor must be one of {', '.join(MONITORS)} (got {cfg.monitor})")
     if cfg.amp not in ("auto", "bf16", "off"):
         raise LungsegError(f"amp must be auto, bf16 or off (got {cfg.amp})")
     if cfg.optim.name not in ("adam", "adamw", "sgd"):
         raise LungsegError(f"optimiser must be adam, adamw or sgd (got {cfg.optim.name})")
-    if cfg.scheduler.name not in ("plateau", "none"):
-        raise LungsegError(f"scheduler must be plateau or none (got {cfg.scheduler.name})")
+    if cfg.scheduler.name not in ("plateau", "cosine", "none"):
+        raise LungsegError(f"scheduler must be plateau, cosine or none (got {cfg.scheduler.name})")
     if cfg.total_epochs() < 1:
         raise LungsegError("training needs at least one epoch")
 

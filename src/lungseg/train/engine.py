@@ -86,10 +86,13 @@ def _make_optimizer(cfg: TrainConfig, model: torch.nn.Module, lr: float):
     return cls(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
 
 
-def _make_scheduler(cfg: TrainConfig, optimizer):
-    if cfg.scheduler.name == "none":
-        return None
+def _make_scheduler(cfg: TrainConfig, optimizer, epochs: int):
+    """The scheduler of one phase of `epochs` epochs (stepped once per epoch)."""
     s = cfg.scheduler
+    if s.name == "none":
+        return None
+    if s.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=s.min_lr)
     mode = "min" if cfg.monitor == "val_loss" else "max"
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=s.factor, patience=s.patience,
                                                       min_lr=s.min_lr)
@@ -190,7 +193,7 @@ def _run_epoch(ctx, bundle: DataBundle, phases: list[PhaseConfig], epoch: int, t
     if epoch == phase_start and pi > 0:  # entering a new phase: its lr, a fresh scheduler
         for g in optimizer.param_groups:
             g["lr"] = phase.lr or g["lr"]
-        ctx["scheduler"] = _make_scheduler(cfg, optimizer)
+        ctx["scheduler"] = _make_scheduler(cfg, optimizer, phase.epochs)
     if ctx["wrapped_for"] != pi:  # DDP registers only trainable parameters: re-wrap per phase
         ctx["train_model"] = ddp.wrap(model, info)
         ctx["wrapped_for"] = pi
@@ -202,7 +205,7 @@ def _run_epoch(ctx, bundle: DataBundle, phases: list[PhaseConfig], epoch: int, t
     row = {"epoch": epoch + 1, "phase": phase.name or str(pi), "lr": optimizer.param_groups[0]["lr"]}
     row.update(_train_epoch(ctx, epoch, f"epoch {epoch + 1}/{total}"))
     t1 = time.perf_counter()
-    keys = ["val_loss", "val_dice", "val_iou"] + [f"val_dice_{c}" for c in bundle.classes[1:]]
+    keys = ["val_loss", "val_dice", "val_iou", "val_dice_per_case"] + [f"val_dice_{c}" for c in bundle.classes[1:]]
     val = {}
     if info.is_main:
         eval_model = ctx["ema"].module if ctx["ema"] is not None else model
@@ -219,8 +222,12 @@ def _update_state(ctx, row: dict) -> bool:
     """Scheduler step, best metric, early-stopping counter; returns whether the epoch improved."""
     cfg, state = ctx["cfg"], ctx["state"]
     metric = row[cfg.monitor]
-    if ctx["scheduler"] is not None and not math.isnan(metric):
-        ctx["scheduler"].step(metric)
+    scheduler = ctx["scheduler"]
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if not math.isnan(metric):
+            scheduler.step(metric)
+    elif scheduler is not None:
+        scheduler.step()
     best, delta = state["best"], cfg.early_stopping.min_delta
     improved = not math.isnan(metric) and (
         best is None or (metric < best - delta if cfg.monitor == "val_loss" else metric > best + delta))
@@ -290,7 +297,7 @@ def _train(cfg: TrainConfig, info: ddp.DistInfo, resume: bool, output_dir) -> Tr
         "cfg": cfg, "info": info, "model": model, "model_kwargs": model_kwargs, "spec": spec,
         "classes": bundle.classes, "num_classes": len(bundle.classes), "amp": amp,
         "loss": build_loss(cfg.loss.name, aux_weight=cfg.loss.aux_weight, **cfg.loss.kwargs),
-        "optimizer": optimizer, "scheduler": _make_scheduler(cfg, optimizer), "ema": _make_ema(cfg, model),
+        "optimizer": optimizer, "scheduler": _make_scheduler(cfg, optimizer, phases[0].epochs), "ema": _make_ema(cfg, model),
         "state": {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "bad_epochs": 0, "stopped": False},
     }
     if resume and (out / LAST).is_file():
