@@ -9,6 +9,7 @@ beside the default on the lung sets.
 
     .venv/bin/python benchmarks/default_model_eval.py [--lidc-patients N] [--out-dir runs/default_eval]
 Prints each `lungseg evaluate` summary and writes benchmarks/results/default_model_eval.json.
+`--nodule-checkpoint runs/X/best.pt --results other.json` scores a candidate nodule model the same way.
 """
 from __future__ import annotations
 
@@ -80,11 +81,16 @@ def _is_swapped(labels, ref) -> int:
     return int(crossed > same)
 
 
-def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
+SIZE_BINS = (0, 10, 30, 100, 300, None)  # reference pixels per crop
+
+
+def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint: Path | None = None) -> dict:
     """Nodule crops of one part of the patient split: "val" (early stopping chose the epoch on
     it) or "test" (looked at once, for the model card, after every choice was made). Scored
     crop by crop (2D Dice of every crop whose reference is not empty) and nodule by nodule (3D
-    Dice of each nodule's stack of crops, as LIDC nodule-segmentation papers report it)."""
+    Dice of each nodule's stack of crops, as LIDC nodule-segmentation papers report it), and by
+    reference size: how many of those crops are a stack's first or last slice (whose missing
+    neighbour repeats the crop itself), mean Dice and the median predicted/reference area."""
     from PIL import Image
 
     from lungseg.data.shared_sets import lidc_crops
@@ -97,8 +103,9 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
-    seg = ModelSegmenter.from_checkpoint(NODULE, resize=False)  # 128 px crops: as run on whole CT
+    seg = ModelSegmenter.from_checkpoint(checkpoint or NODULE, resize=False)  # 128 px crops: as run on whole CT
     dirs = {kind: work / f"{kind}_lidc_{split}" for kind in ("pred", "ref", "pred_nodules", "ref_nodules")}
+    crop_rows = []
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     for c in cases:  # the model sees each crop with its neighbours (2.5D)
@@ -108,6 +115,7 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
         ct = CTImage.from_array(image, spacing=(0.7, 0.7, 1.0), is_hu=True)
         pred = (seg(ct, postprocess=False).labels > 0).astype(np.uint8) * 3
         name = re.sub(r"[/]", "_", c.case_id)
+        crop_rows += _crop_rows(pred > 0, label > 0)
         for k, number in enumerate(c.meta["slices"]):
             Image.fromarray(pred[k]).save(dirs["pred"] / f"{name}_slice-{number}.png")
             Image.fromarray(label[k].astype(np.uint8) * 3).save(dirs["ref"] / f"{name}_slice-{number}.png")
@@ -118,7 +126,35 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val") -> dict:
     crops = evaluate(dirs["pred"], dirs["ref"], work / f"eval_lidc_{split}", *options)
     nodules = evaluate(dirs["pred_nodules"], dirs["ref_nodules"], work / f"eval_lidc_{split}_nodules", *options)
     return {f"lidc_{split}_crops": {"summary": _key_rows(crops), "patients": len(val_ids)},
-            f"lidc_{split}_nodules": {"summary": _key_rows(nodules), "patients": len(val_ids)}}
+            f"lidc_{split}_nodules": {"summary": _key_rows(nodules), "patients": len(val_ids)},
+            f"lidc_{split}_crops_by_size": _by_size(crop_rows)}
+
+
+def _crop_rows(pred: np.ndarray, ref: np.ndarray) -> list[dict]:
+    """Per crop of one nodule's stack whose reference is not empty: size, Dice, area ratio, stack end."""
+    rows = []
+    for k in range(len(ref)):
+        size = int(ref[k].sum())
+        if size:
+            area = int(pred[k].sum())
+            rows.append({"ref_px": size, "dice": 2 * int((pred[k] & ref[k]).sum()) / (area + size),
+                         "area_ratio": area / size, "stack_end": k in (0, len(ref) - 1)})
+    return rows
+
+
+def _by_size(rows: list[dict]) -> list[dict]:
+    table = []
+    for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:]):
+        part = [r for r in rows if r["ref_px"] >= lo and (hi is None or r["ref_px"] < hi)]
+        if part:
+            table.append({"ref_px": f"{lo}-{hi}" if hi else f">={lo}", "crops": len(part),
+                          "at_stack_end": round(float(np.mean([r["stack_end"] for r in part])), 3),
+                          "dice": round(float(np.mean([r["dice"] for r in part])), 4),
+                          "median_area_ratio": round(float(np.median([r["area_ratio"] for r in part])), 2)})
+    print("\n".join(["reference px | crops | at stack end | mean Dice | median predicted/reference area"]
+                    + [f"{t['ref_px']} | {t['crops']} | {t['at_stack_end']:.2f} | {t['dice']:.3f} | "
+                       f"{t['median_area_ratio']:.2f}" for t in table]))
+    return table
 
 
 def phantom_nodules(seeds=range(5100, 5104), size=(512, 512, 160)) -> dict:
@@ -173,17 +209,20 @@ def main() -> None:
     ap.add_argument("--skip-lungs", action="store_true")
     ap.add_argument("--skip-phantom-nodules", action="store_true")
     ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
+    ap.add_argument("--nodule-checkpoint", type=Path, default=None, help="score this nodule model on the LIDC crops "
+                    "instead of the shipped one (use with --results)")
+    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "default_model_eval.json")
     args = ap.parse_args()
     from lungseg.default_model import DefaultSegmenter
     from lungseg.segmenters import ClassicalSegmenter
 
-    out = ROOT / "benchmarks" / "results" / "default_model_eval.json"
+    out = args.results
     results = json.loads(out.read_text()) if out.exists() else {}
     if not args.skip_lungs:
         segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
         results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
-        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split))
+        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split, args.nodule_checkpoint))
     if not args.skip_phantom_nodules:
         results.update(phantom_nodules())
     out.parent.mkdir(parents=True, exist_ok=True)
