@@ -206,6 +206,10 @@ def test_cosine_schedule_and_per_case_monitor(tmp_path):
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] > 0.001  # stepped once per epoch, ends at min_lr
     assert lrs[2] == pytest.approx(0.001 + 0.009 * 0.5)  # half way: the mean of the two
     assert result.best_metric == max(row["val_dice_per_case"] for row in result.history)
+    phased = tiny(tmp_path, **{"phases": [{"epochs": 2}, {"epochs": 2, "lr": 0.002}], "optim.lr": 0.01,
+                               "scheduler": {"name": "cosine", "min_lr": 0.0}})
+    lrs = [row["lr"] for row in train(phased).history]
+    assert lrs == pytest.approx([0.01, 0.005, 0.002, 0.001])  # each phase decays from its own lr
     with pytest.raises(LungsegError, match="monitor must be one of.*val_dice_per_case"):
         tiny(tmp_path, monitor="dice")
     with pytest.raises(LungsegError, match="scheduler must be plateau, cosine or none"):

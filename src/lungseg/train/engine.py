@@ -297,7 +297,8 @@ def _train(cfg: TrainConfig, info: ddp.DistInfo, resume: bool, output_dir) -> Tr
         "cfg": cfg, "info": info, "model": model, "model_kwargs": model_kwargs, "spec": spec,
         "classes": bundle.classes, "num_classes": len(bundle.classes), "amp": amp,
         "loss": build_loss(cfg.loss.name, aux_weight=cfg.loss.aux_weight, **cfg.loss.kwargs),
-        "optimizer": optimizer, "scheduler": _make_scheduler(cfg, optimizer, phases[0].epochs), "ema": _make_ema(cfg, model),
+        "optimizer": optimizer, "scheduler": _make_scheduler(cfg, optimizer, phases[0].epochs),
+        "ema": _make_ema(cfg, model),
         "state": {"epoch": 0, "history": [], "best": None, "best_epoch": 0, "bad_epochs": 0, "stopped": False},
     }
     if resume and (out / LAST).is_file():
