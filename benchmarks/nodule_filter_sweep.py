@@ -25,7 +25,7 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.95)
 def main() -> None:
     from lungseg.default_model import NODULE, DefaultSegmenter, _nodule_precision
     from lungseg.nodules import NoduleSegmenter
-    from lungseg.postprocess import clean_nodules, label_voxels, lung_voxels
+    from lungseg.postprocess import clean_nodules
     from lungseg.synth import generate_case
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -43,11 +43,7 @@ def main() -> None:
         ct, truth = case.ct, case.labels == 3
         labels = lungs_model(ct).labels
         plan = finder._plan(ct, labels)
-        coords, values = finder._candidate_voxels(plan)
-        ids, n = label_voxels(coords, plan.box_shape)
-        size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
-        mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
-        inside = np.bincount(ids, weights=lung_voxels(labels[plan.box][coords]), minlength=n + 1) / size
+        coords, ids, mean_p, inside = finder.candidates(plan, labels)
         t_lab, n_true = ndi.label(truth, full)
         diam = [(6 * (t_lab == i).sum() * np.prod(ct.spacing_zyx) / np.pi) ** (1 / 3) for i in range(1, n_true + 1)]
         for t in THRESHOLDS:

@@ -80,16 +80,22 @@ class NoduleSegmenter:
         plan = self._plan(ct, lung_labels)
         if plan is None:
             return none
-        coords, values = self._candidate_voxels(plan)
-        ids, n = label_voxels(coords, plan.box_shape)
-        if not n:
+        coords, ids, mean_p, inside = self.candidates(plan, lung_labels)
+        if not len(ids):
             return none
-        size = np.bincount(ids, minlength=n + 1).astype(float)
-        mean_p = np.bincount(ids, weights=values, minlength=n + 1) / np.maximum(size, 1)
-        in_lung = lung_voxels(lung_labels[plan.box][coords])
-        inside = np.bincount(ids, weights=in_lung, minlength=n + 1) / np.maximum(size, 1)
         keep = ((mean_p >= self.min_mean_probability) & (inside >= self.min_inside))[ids]
         return tuple(c[keep] + s.start for c, s in zip(coords, plan.box))
+
+    def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
+        """The candidate components before the filter: box voxels over the threshold (z, y, x),
+        their component number (1..n), and per component (index 0 unused) the mean probability
+        and the share of it inside the lung mask."""
+        coords, values = self._candidate_voxels(plan)
+        ids, n = label_voxels(coords, plan.box_shape)
+        size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
+        mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
+        inside = np.bincount(ids, weights=lung_voxels(lung_labels[plan.box][coords]), minlength=n + 1) / size
+        return coords, ids, mean_p, inside
 
     # ---- internals ---------------------------------------------------------------------------
     def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
