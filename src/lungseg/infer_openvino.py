@@ -173,14 +173,17 @@ class OpenVINOSegmenter(ModelSegmenter):
             for start, x in self.iter_inputs(ct):
                 yield self._argmax_at_slice_size(start, self._graph_probabilities(x), x.shape[-2:])
             return
+        def finish(start, x, requests):
+            return self._argmax_at_slice_size(start, self._collect(requests), x.shape[-2:])
+
         pending = None  # the network runs on the next batch while this one is upsampled (numpy: one core)
         for k, (start, x) in enumerate(self.iter_inputs(ct)):
-            running = (start, x, self._start(x, slot=k % 2))
+            running = (start, x, self._start(x, slot=k % 2))  # x stays referenced: the requests read it
             if pending is not None:
-                yield self._argmax_at_slice_size(pending[0], self._collect(pending[2]), pending[1].shape[-2:])
+                yield finish(*pending)
             pending = running
         if pending is not None:
-            yield self._argmax_at_slice_size(pending[0], self._collect(pending[2]), pending[1].shape[-2:])
+            yield finish(*pending)
 
     def _argmax_at_slice_size(self, start: int, low_res: np.ndarray, size) -> tuple:
         """The argmax and the low-confidence map at the slice size, without upsampling every
