@@ -84,13 +84,16 @@ def _is_swapped(labels, ref) -> int:
 SIZE_BINS = (0, 10, 30, 100, 300, None)  # reference pixels per crop
 
 
-def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint: Path | None = None) -> dict:
+def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint: Path | None = None,
+             tta: bool = False) -> dict:
     """Nodule crops of one part of the patient split: "val" (early stopping chose the epoch on
     it) or "test" (looked at once, for the model card, after every choice was made). Scored
     crop by crop (2D Dice of every crop whose reference is not empty) and nodule by nodule (3D
     Dice of each nodule's stack of crops, as LIDC nodule-segmentation papers report it), and by
     reference size: how many of those crops are a stack's first or last slice (whose missing
-    neighbour repeats the crop itself), mean Dice and the median predicted/reference area."""
+    neighbour repeats the crop itself), mean Dice and the median predicted/reference area.
+    tta: as `lungseg segment --tta` runs the nodule model (every in-plane mirroring); its
+    figures go under keys ending in "_tta"."""
     from PIL import Image
 
     from lungseg.data.shared_sets import lidc_crops
@@ -103,7 +106,8 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
-    seg = ModelSegmenter.from_checkpoint(checkpoint or NODULE, resize=False)  # 128 px crops: as run on whole CT
+    seg = ModelSegmenter.from_checkpoint(checkpoint or NODULE, resize=False, tta=tta)  # 128 px: as on whole CT
+    split += "_tta" if tta else ""
     dirs = {kind: work / f"{kind}_lidc_{split}" for kind in ("pred", "ref", "pred_nodules", "ref_nodules")}
     crop_rows = []
     for d in dirs.values():
@@ -211,6 +215,7 @@ def main() -> None:
     ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
     ap.add_argument("--nodule-checkpoint", type=Path, default=None, help="score this nodule model on the LIDC crops "
                     "instead of the shipped one (use with --results)")
+    ap.add_argument("--tta", action="store_true", help="LIDC crops with the nodule model's test-time augmentation")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "default_model_eval.json")
     args = ap.parse_args()
     from lungseg.default_model import DefaultSegmenter
@@ -222,7 +227,7 @@ def main() -> None:
         segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
         results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
-        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split, args.nodule_checkpoint))
+        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split, args.nodule_checkpoint, args.tta))
     if not args.skip_phantom_nodules:
         results.update(phantom_nodules())
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from lungseg.io import CTImage
 CLASSES = ["background", "right_lung", "left_lung"]
 
 
-def _checkpoint(path, seed=0, input_size=(64, 64), context=0):
+def _checkpoint(path, seed=0, input_size=(64, 64), context=0, classes=CLASSES):
     """A randomly initialised fast_unet saved as a lungseg checkpoint (project-made weights);
     context > 0: a 2.5D model that sees 2 * context neighbour slices as extra channels."""
     import torch
@@ -25,13 +25,13 @@ def _checkpoint(path, seed=0, input_size=(64, 64), context=0):
 
     torch.manual_seed(seed)
     channels = 2 * context + 1
-    model = build_model("fast_unet", in_channels=channels, out_channels=3)
+    model = build_model("fast_unet", in_channels=channels, out_channels=len(classes))
     return save_checkpoint(path, {
-        "model_name": "fast_unet", "model_kwargs": {"in_channels": channels, "out_channels": 3},
+        "model_name": "fast_unet", "model_kwargs": {"in_channels": channels, "out_channels": len(classes)},
         "spec": {"divisibility": 16},
         "preprocessing": {"dims": 2, "input_size": list(input_size) if input_size else None, "context_slices": context,
                           "intensity": {"mode": "window", "windows": ["lung"]}},
-        "classes": CLASSES, "epoch": 0, "metrics": {}, "state_dict": model.state_dict()})
+        "classes": list(classes), "epoch": 0, "metrics": {}, "state_dict": model.state_dict()})
 
 
 def _ct(shape=(3, 80, 96)):
@@ -99,6 +99,23 @@ def test_openvino_tta_swaps_the_lungs_back(tmp_path):
     ov = ModelSegmenter.from_checkpoint(ckpt, tta=True).predict_probabilities(ct)
     pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32", tta=True).predict_probabilities(ct)
     np.testing.assert_allclose(ov, pt, atol=1e-4)
+
+
+def test_nodule_tta_averages_every_in_plane_mirroring(tmp_path):
+    """A model without sides (the nodule model) averages the four in-plane mirrorings on either
+    runtime, so its output mirrors exactly with its input; a random network alone does not."""
+    ckpt = _checkpoint(tmp_path / "n.pt", input_size=None, context=2, classes=["background", "nodule"])
+    export_onnx(ckpt, resize=False)
+    ct = _ct((5, 64, 80))
+    mirrored = CTImage.from_array(ct.array[:, ::-1].copy(), spacing=ct.spacing)  # up/down
+    ov = ModelSegmenter.from_checkpoint(ckpt, tta=True)
+    pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32", tta=True)
+    assert ov.runtime == "openvino" and ov.tta_mirrors() == ((-1,), (-2,), (-2, -1))
+    p = ov.predict_probabilities(ct)
+    np.testing.assert_allclose(p, pt.predict_probabilities(ct), atol=1e-4)
+    np.testing.assert_allclose(ov.predict_probabilities(mirrored)[:, :, ::-1], p, atol=1e-4)
+    plain = ModelSegmenter.from_checkpoint(ckpt)
+    assert np.abs(plain.predict_probabilities(mirrored)[:, :, ::-1] - plain.predict_probabilities(ct)).max() > 1e-3
 
 
 def test_stale_export_falls_back_to_torch_or_fails_clearly(tmp_path):

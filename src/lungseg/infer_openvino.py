@@ -155,10 +155,8 @@ class OpenVINOSegmenter(ModelSegmenter):
         if not self.input_size:  # pad to what the network's strides divide, as the torch path does
             size = _padded((h, w), self._divisibility())
             x = np.pad(x, ((0, 0), (0, 0), (0, size[0] - h), (0, size[1] - w)), mode="edge")
-        probs = self._run(x)
-        if self.tta:  # mirroring commutes with the resizing, so low-resolution outputs mirror back too
-            flipped = self._run(x[..., ::-1])[..., ::-1]
-            probs = 0.5 * (probs + flipped[:, self._swap_lr()])
+        # mirroring commutes with the resizing, so low-resolution outputs mirror back too
+        probs = self.mirror_average(self._run, x, lambda a, axes: np.flip(a, axes))
         return probs if self.input_size else probs[..., :h, :w]
 
     def predict_batch(self, x: np.ndarray) -> np.ndarray:

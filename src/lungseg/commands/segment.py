@@ -28,7 +28,9 @@ def add_parser(sub) -> None:
                         "(`lungseg export`), else PyTorch")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto (default) = fp32; bf16 is faster on CPUs that have it, masks may move slightly")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the left/right mirror")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: the lungs averaged with their left/right mirror, the nodules "
+                        "with every in-plane mirroring (about twice the time in all)")
     p.add_argument("--crf", action="store_true",
                    help="refine the lungs with a dense CRF (needs pip install pydensecrf2; slow: ~0.1 s per slice)")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
