@@ -73,9 +73,13 @@ def test_lung_batches_run_ahead_of_their_use_with_the_same_results(sample_ct):
 
 @needs_weights
 def test_tta_reaches_the_nodule_network_too():
+    """--tta: the lungs with their left/right mirror only (sides swap back), the nodules with
+    every in-plane mirroring; without it, one plain pass each."""
     seg = DefaultSegmenter(tta=True)
-    assert seg.lung_hu.tta and seg.nodule.segmenter.tta
-    assert not DefaultSegmenter().nodule.segmenter.tta
+    assert seg.lung_hu.tta_mirrors() == ((-1,),)
+    assert seg.nodule.segmenter.tta_mirrors() == ((-1,), (-2,), (-2, -1))
+    plain = DefaultSegmenter()
+    assert plain.lung_hu.tta_mirrors() == () and plain.nodule.segmenter.tta_mirrors() == ()
 
 
 @needs_weights
