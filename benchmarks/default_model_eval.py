@@ -107,8 +107,8 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
     seg = ModelSegmenter.from_checkpoint(checkpoint or NODULE, resize=False, tta=tta)  # 128 px: as on whole CT
-    split += "_tta" if tta else ""
-    dirs = {kind: work / f"{kind}_lidc_{split}" for kind in ("pred", "ref", "pred_nodules", "ref_nodules")}
+    tag = split + ("_tta" if tta else "")  # folders and result keys
+    dirs = {kind: work / f"{kind}_lidc_{tag}" for kind in ("pred", "ref", "pred_nodules", "ref_nodules")}
     crop_rows = []
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
@@ -127,11 +127,11 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
             write_labels(pred, ct, dirs["pred_nodules"] / f"{name}.nii.gz")
             write_labels(label.astype(np.uint8) * 3, ct, dirs["ref_nodules"] / f"{name}.nii.gz")
     options = ("--patient-regex", r"^(LIDC-IDRI-\d+)", "--spacing", "0.7,0.7,1", "--classes", "nodule")
-    crops = evaluate(dirs["pred"], dirs["ref"], work / f"eval_lidc_{split}", *options)
-    nodules = evaluate(dirs["pred_nodules"], dirs["ref_nodules"], work / f"eval_lidc_{split}_nodules", *options)
-    return {f"lidc_{split}_crops": {"summary": _key_rows(crops), "patients": len(val_ids)},
-            f"lidc_{split}_nodules": {"summary": _key_rows(nodules), "patients": len(val_ids)},
-            f"lidc_{split}_crops_by_size": _by_size(crop_rows)}
+    crops = evaluate(dirs["pred"], dirs["ref"], work / f"eval_lidc_{tag}", *options)
+    nodules = evaluate(dirs["pred_nodules"], dirs["ref_nodules"], work / f"eval_lidc_{tag}_nodules", *options)
+    return {f"lidc_{tag}_crops": {"summary": _key_rows(crops), "patients": len(val_ids)},
+            f"lidc_{tag}_nodules": {"summary": _key_rows(nodules), "patients": len(val_ids)},
+            f"lidc_{tag}_crops_by_size": _by_size(crop_rows)}
 
 
 def _crop_rows(pred: np.ndarray, ref: np.ndarray) -> list[dict]:
