@@ -98,8 +98,8 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
 
     from lungseg.data.shared_sets import lidc_crops
     from lungseg.data.splits import split_patients
-    from lungseg.default_model import NODULE
-    from lungseg.infer import ModelSegmenter
+    from lungseg.inference.pipeline import NODULE
+    from lungseg.inference.network import ModelSegmenter
     from lungseg.io import CTImage, write_labels
 
     cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400], stack=True)  # a stack per nodule
@@ -166,7 +166,7 @@ def phantom_nodules(seeds=range(5100, 5104), size=(512, 512, 160)) -> dict:
     are seeds 1000-1059): lesion recall, false-positive components per scan, voxel Dice."""
     from scipy import ndimage as ndi
 
-    from lungseg.default_model import DefaultSegmenter
+    from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.synth import generate_case
 
     seg = DefaultSegmenter()
@@ -218,8 +218,8 @@ def main() -> None:
     ap.add_argument("--tta", action="store_true", help="LIDC crops with the nodule model's test-time augmentation")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "default_model_eval.json")
     args = ap.parse_args()
-    from lungseg.default_model import DefaultSegmenter
-    from lungseg.segmenters import ClassicalSegmenter
+    from lungseg.inference.pipeline import DefaultSegmenter
+    from lungseg.inference import ClassicalSegmenter
 
     out = args.results
     results = json.loads(out.read_text()) if out.exists() else {}

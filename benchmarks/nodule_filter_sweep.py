@@ -23,8 +23,8 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.95)
 
 
 def main() -> None:
-    from lungseg.default_model import NODULE, DefaultSegmenter, _nodule_precision
-    from lungseg.nodules import NoduleSegmenter
+    from lungseg.inference.pipeline import NODULE, DefaultSegmenter, nodule_precision
+    from lungseg.inference.candidates import NoduleSegmenter
     from lungseg.postprocess import clean_nodules
     from lungseg.synth import generate_case
 
@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     lungs_model = DefaultSegmenter(nodules=False, low_confidence=False)
-    finder = NoduleSegmenter.from_checkpoint(args.checkpoint, precision=_nodule_precision("auto"))
+    finder = NoduleSegmenter.from_checkpoint(args.checkpoint, precision=nodule_precision("auto"))
     totals = {t: dict(found=0, true=0, found_10mm_plus=0, true_10mm_plus=0, false_candidates=0) for t in THRESHOLDS}
     full = np.ones((3, 3, 3))
     for seed in seeds:

@@ -26,23 +26,28 @@ WEIGHTS = ROOT / "src" / "lungseg" / "weights"
 
 
 class OnnxRuntimeSegmenter:
-    """The OpenVINO segmenter's logic with ONNX Runtime underneath (benchmark only)."""
+    """The OpenVINO runtime's logic with ONNX Runtime underneath (benchmark only)."""
 
     @staticmethod
     def build(onnx_path, **kw):
         import onnxruntime as ort
 
-        from lungseg.infer_openvino import OpenVINOSegmenter
+        from lungseg.inference.network import ModelSegmenter
+        from lungseg.inference.runtimes import divisibility
+        from lungseg.inference.runtimes.openvino_runtime import OpenVINORuntime
 
-        seg = OpenVINOSegmenter(onnx_path, precision="fp32", **kw)
+        runtime = OpenVINORuntime(onnx_path, precision="fp32")
+        runtime.divisibility = divisibility(runtime.meta)
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        seg._run = lambda x: session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
-        seg.runtime, seg.precision = "onnxruntime", "fp32"
-        return seg
+        # every graph call goes through _start/_collect: ONNX Runtime runs at _collect
+        runtime._start = lambda x, slot=0: x
+        runtime._collect = lambda x: session.run(None, {"image": np.ascontiguousarray(x, np.float32)})[0]
+        runtime.name = "onnxruntime"
+        return ModelSegmenter(runtime, dict(runtime.meta, path=str(onnx_path)), **kw)
 
 
 def make_segmenter(name: str, runtime: str, precision: str):
-    from lungseg.infer import ModelSegmenter
+    from lungseg.inference.network import ModelSegmenter
 
     path = WEIGHTS / f"{name}.pt"
     if runtime == "onnxruntime":
@@ -52,7 +57,7 @@ def make_segmenter(name: str, runtime: str, precision: str):
 
 def lung_labels(seg, ct) -> tuple[np.ndarray, float]:
     """Labels as `lungseg segment` computes them before post-processing (each runtime's own way
-    back to the slice size: OpenVINO's graph stops at 256 and lungseg.upsample takes the argmax)."""
+    back to the slice size: OpenVINO's graph stops at 256 and lungseg.inference.upsample takes the argmax)."""
     best, labels = float("inf"), None
     for _ in range(2):
         t = time.perf_counter()
@@ -62,7 +67,7 @@ def lung_labels(seg, ct) -> tuple[np.ndarray, float]:
 
 
 def nodule_mask(seg, ct, lung_labels) -> tuple[np.ndarray, float]:
-    from lungseg.nodules import NoduleSegmenter
+    from lungseg.inference.candidates import NoduleSegmenter
 
     finder = NoduleSegmenter(seg)
     best, mask = float("inf"), None

@@ -75,15 +75,16 @@ def model_flops(ct_path: Path, mask_path: Path) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from lungseg.data.preprocess import input_channels
-    from lungseg.default_model import LUNG_HU, NODULE
-    from lungseg.infer import ModelSegmenter, _padded
+    from lungseg.inference.pipeline import LUNG_HU, NODULE
+    from lungseg.inference.network import ModelSegmenter
+    from lungseg.inference.runtimes import padded
     from lungseg.io import read_ct, read_labels
-    from lungseg.nodules import NoduleSegmenter
+    from lungseg.inference.candidates import NoduleSegmenter
 
     def flops(seg, size) -> float:
         x = torch.zeros(1, input_channels(seg.meta.get("preprocessing", {})), *size)
         with FlopCounterMode(display=False) as fc, torch.inference_mode():
-            seg.model(x)
+            seg.runtime.model(x)
         return fc.get_total_flops()
 
     labels = read_labels(mask_path).array
@@ -102,7 +103,7 @@ def model_flops(ct_path: Path, mask_path: Path) -> dict:
     nodule = ModelSegmenter.from_checkpoint(NODULE, runtime="torch", precision="fp32", resize=False)
     per_size = {}
     for b, h, w in seen:
-        size = _padded((h, w), 16)
+        size = padded((h, w), 16)
         per_size[size] = per_size.get(size) or flops(nodule, size)
         out["gflop_nodule"] = out.get("gflop_nodule", 0.0) + per_size[size] * b / 1e9
     out["gflop_per_volume"] = sum(out.values())

@@ -29,7 +29,7 @@ EXPORT = {"lung_hu": True, "nodule": False}  # models run on OpenVINO -> resize 
 def install(best: Path, name: str) -> Path:
     """Copy the inference part of a checkpoint into the package (no optimiser state; weights
     stored in fp16 to keep the package small) and export the ONNX graph the CPU runtime uses."""
-    from lungseg.export import export_onnx
+    from lungseg.inference.export import export_onnx
     from lungseg.models.checkpoint import read_checkpoint, save_checkpoint
 
     ckpt = read_checkpoint(best)

@@ -7,7 +7,7 @@ import lungseg
 from lungseg.errors import NotHUError
 from lungseg.io import CTImage
 from lungseg.samples import SAMPLE_CT
-from lungseg.segmenters import SegmenterOutput
+from lungseg.inference import SegmenterOutput
 from lungseg.volumetry import lung_statistics, nodule_statistics
 
 

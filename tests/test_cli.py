@@ -32,7 +32,7 @@ def test_segment_sample_writes_mask_report_preview(tmp_path):
 
 
 def test_default_model_runs_or_falls_back_and_says_so(tmp_path):
-    from lungseg.default_model import default_available
+    from lungseg.inference.pipeline import default_available
 
     r = lungseg("segment", SAMPLE_CT, "-o", tmp_path / "m.nrrd", "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr

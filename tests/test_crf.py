@@ -5,7 +5,7 @@ from conftest import dice
 
 pytest.importorskip("pydensecrf.densecrf")
 
-from lungseg.crf import dense_crf  # noqa: E402
+from lungseg.inference.crf import dense_crf  # noqa: E402
 
 
 def test_crf_pulls_a_misplaced_border_onto_the_density_edge():

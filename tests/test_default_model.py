@@ -9,11 +9,11 @@ import pytest
 import torch
 from conftest import dice
 
-from lungseg.default_model import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
-from lungseg.infer import ModelSegmenter
-from lungseg.infer_openvino import openvino_export_for
+from lungseg.inference.pipeline import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
+from lungseg.inference.network import ModelSegmenter
+from lungseg.inference.runtimes.openvino_runtime import openvino_export_for
 from lungseg.io import CTImage
-from lungseg.nodules import NoduleSegmenter
+from lungseg.inference.candidates import NoduleSegmenter
 
 needs_weights = pytest.mark.skipif(not LUNG_HU.exists(), reason="no default weights in src/lungseg/weights")
 
@@ -37,13 +37,13 @@ def test_shipped_onnx_exports_match_the_weights_and_run_on_openvino(default):
     graph, the nodule model on native-size crops."""
     assert openvino_export_for(LUNG_HU, required=True).exists()
     assert openvino_export_for(NODULE, resize=False, required=True).exists()
-    assert default.lung_hu.runtime == "openvino" and default.nodule.segmenter.runtime == "openvino"
+    assert default.lung_hu.runtime.name == "openvino" and default.nodule.segmenter.runtime.name == "openvino"
 
 
 @needs_weights
 def test_openvino_masks_equal_pytorch_fp32(default, sample_ct):
     torch_fp32 = ModelSegmenter.from_checkpoint(LUNG_HU, runtime="torch", precision="fp32")
-    assert torch_fp32.runtime == "torch"
+    assert torch_fp32.runtime.name == "torch"
     a, b = default.lung_hu(sample_ct).labels, torch_fp32(sample_ct).labels
     for side in (1, 2):
         assert dice(a == side, b == side) >= 0.999
@@ -52,10 +52,11 @@ def test_openvino_masks_equal_pytorch_fp32(default, sample_ct):
 @needs_weights
 def test_lung_network_split_over_two_streams_equals_single_requests(default):
     seg = default.lung_hu
-    assert seg.streams == 2 and default.nodule.segmenter.streams == 1
+    assert seg.runtime.streams == 2 and default.nodule.segmenter.runtime.streams == 1
     x = np.random.default_rng(0).random((3, 2, 512, 512), dtype=np.float32)  # an odd batch: halves of 2 and 1
-    single = np.concatenate([seg._run(x[i:i + 1]) for i in range(3)])  # a batch of 1 takes one request
-    np.testing.assert_allclose(seg._run(x), single, atol=1e-5)
+    run = seg.runtime._run
+    single = np.concatenate([run(x[i:i + 1]) for i in range(3)])  # a batch of 1 takes one request
+    np.testing.assert_allclose(run(x), single, atol=1e-5)
 
 
 @needs_weights
@@ -63,7 +64,8 @@ def test_lung_batches_run_ahead_of_their_use_with_the_same_results(sample_ct):
     """OpenVINO runs batch k + 1 while batch k is upsampled: same outputs, same order."""
     seg = ModelSegmenter.from_checkpoint(LUNG_HU, batch_size=6)  # 79 slices: 14 batches, the last short
     ahead = list(seg._iter_outputs(sample_ct, keep=False))
-    one_by_one = [seg._argmax_at_slice_size(start, seg._graph_probabilities(x), x.shape[-2:])
+    ov = seg.runtime
+    one_by_one = [ov._argmax_at_slice_size(start, ov._graph_probabilities(x, seg.mirroring), x.shape[-2:], True)
                   for start, x in seg.iter_inputs(sample_ct)]
     assert [a[0] for a in ahead] == [b[0] for b in one_by_one] == list(range(0, 79, 6))
     for a, b in zip(ahead, one_by_one):

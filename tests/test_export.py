@@ -7,9 +7,9 @@ import pytest
 from conftest import dice
 
 from lungseg.errors import LungsegError
-from lungseg.export import export_onnx, read_sidecar
-from lungseg.infer import ModelSegmenter
-from lungseg.infer_openvino import openvino_export_for
+from lungseg.inference.export import export_onnx, read_sidecar
+from lungseg.inference.network import ModelSegmenter
+from lungseg.inference.runtimes.openvino_runtime import openvino_export_for
 from lungseg.io import CTImage
 
 CLASSES = ["background", "right_lung", "left_lung"]
@@ -48,7 +48,7 @@ def test_openvino_probabilities_match_pytorch_fp32(tmp_path, input_size):
     export_onnx(ckpt)
     ov = ModelSegmenter.from_checkpoint(ckpt, runtime="auto")
     pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32")
-    assert (ov.runtime, pt.runtime) == ("openvino", "torch")
+    assert (ov.runtime.name, pt.runtime.name) == ("openvino", "torch")
     ct = _ct()
     np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
 
@@ -74,16 +74,16 @@ def test_a_2_5d_model_sees_each_slice_with_its_neighbours_on_every_runtime(tmp_p
     expected = np.stack(expected, axis=1)
     for runtime in ("torch", "openvino"):
         seg = ModelSegmenter.from_checkpoint(ckpt, runtime=runtime, resize=False, batch_size=2)
-        assert seg.runtime == runtime and seg.context == 1
+        assert seg.runtime.name == runtime and seg.context == 1
         np.testing.assert_allclose(seg.predict_probabilities(ct), expected, atol=1e-4)
 
 
 def test_graph_without_upsampling_gives_the_same_labels(tmp_path):
-    """The lung graph ends at 64x64 here; lungseg.upsample takes the labels back to 80x96."""
+    """The lung graph ends at 64x64 here; lungseg.inference.upsample takes the labels back to 80x96."""
     ckpt = _checkpoint(tmp_path / "m.pt")
     export_onnx(ckpt, upsample=False)
     ov = ModelSegmenter.from_checkpoint(ckpt)
-    assert ov.runtime == "openvino" and not ov.graph_upsamples
+    assert ov.runtime.name == "openvino" and not ov.runtime.graph_upsamples
     pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32")
     ct = _ct()
     np.testing.assert_allclose(ov.predict_probabilities(ct), pt.predict_probabilities(ct), atol=1e-4)
@@ -110,7 +110,7 @@ def test_nodule_tta_averages_every_in_plane_mirroring(tmp_path):
     mirrored = CTImage.from_array(ct.array[:, ::-1].copy(), spacing=ct.spacing)  # up/down
     ov = ModelSegmenter.from_checkpoint(ckpt, tta=True)
     pt = ModelSegmenter.from_checkpoint(ckpt, runtime="torch", precision="fp32", tta=True)
-    assert ov.runtime == "openvino" and ov.tta_mirrors() == ((-1,), (-2,), (-2, -1))
+    assert ov.runtime.name == "openvino" and ov.tta_mirrors() == ((-1,), (-2,), (-2, -1))
     p = ov.predict_probabilities(ct)
     np.testing.assert_allclose(p, pt.predict_probabilities(ct), atol=1e-4)
     np.testing.assert_allclose(ov.predict_probabilities(mirrored)[:, :, ::-1], p, atol=1e-4)
@@ -124,7 +124,7 @@ def test_stale_export_falls_back_to_torch_or_fails_clearly(tmp_path):
     _checkpoint(ckpt, seed=1)  # new weights, old export
     assert read_sidecar(tmp_path / "m.onnx")["source_checkpoint"] == "m.pt"
     assert openvino_export_for(ckpt) is None
-    assert ModelSegmenter.from_checkpoint(ckpt).runtime == "torch"
+    assert ModelSegmenter.from_checkpoint(ckpt).runtime.name == "torch"
     with pytest.raises(LungsegError, match="exported from other weights"):
         ModelSegmenter.from_checkpoint(ckpt, runtime="openvino")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lungseg.infer import ModelSegmenter
+from lungseg.inference.network import ModelSegmenter
 from lungseg.io import CTImage
 
 CLASSES = ["background", "right_lung", "left_lung", "nodule"]

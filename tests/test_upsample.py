@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lungseg.upsample import bilinear, bilinear_argmax, nearest
+from lungseg.inference.upsample import bilinear, bilinear_argmax, nearest
 
 
 def _probs(shape=(3, 3, 40, 36), seed=0):
@@ -38,7 +38,7 @@ def test_nearest_keeps_values():
 
 @pytest.mark.parametrize("size", [(80, 72), (100, 53), (17, 29), (512, 512)])
 def test_border_pixels_found_at_low_resolution_equal_nonzero_of_the_upsampled_mask(size):
-    from lungseg.upsample import _nearest_pixels_of
+    from lungseg.inference.upsample import _nearest_pixels_of
 
     mask = np.random.default_rng(3).random((2, 40, 36)) < 0.1
     got = np.zeros((2,) + size, dtype=bool)
@@ -49,7 +49,7 @@ def test_border_pixels_found_at_low_resolution_equal_nonzero_of_the_upsampled_ma
 
 
 def test_class_argmax_equals_numpy_argmax_with_ties():
-    from lungseg.upsample import class_argmax
+    from lungseg.inference.upsample import class_argmax
 
     p = np.round(_probs((2, 4, 20, 20), seed=5), 1)  # rounding makes ties
     np.testing.assert_array_equal(class_argmax(p), p.argmax(axis=1))

@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import lungseg  # noqa: E402
-from lungseg.segmenters import ClassicalSegmenter, SegmenterOutput  # noqa: E402
+from lungseg.inference import ClassicalSegmenter, SegmenterOutput  # noqa: E402
 from lungseg.web import WebSettings, create_app  # noqa: E402
 from test_web_formats import HAPPY_FORMATS  # noqa: E402
 

@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 
 import lungseg  # noqa: E402
 from lungseg.samples import SAMPLE_CT  # noqa: E402
-from lungseg.segmenters import SegmenterOutput  # noqa: E402
+from lungseg.inference import SegmenterOutput  # noqa: E402
 from lungseg.web import WebSettings, create_app  # noqa: E402
 from lungseg.web.server import background_server  # noqa: E402
 from test_web_api import ClassicalWithConfidence  # noqa: E402

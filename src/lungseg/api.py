@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference import check_intensity, resolve_segmenter
+from .inference.report import segmentation_report
 from .io import CTImage, atomic_path, read_ct, write_labels
 from .postprocess import lung_voxels
-from .segmenters import check_intensity, resolve_segmenter
-from .volumetry import build_report
 
 log = logging.getLogger("lungseg")
 
@@ -86,5 +86,5 @@ def segment(scan, model="default", *, postprocess: bool = True, device: str = "c
         notes.append("input is not in Hounsfield units (image mode): HU statistics are not reported")
     for note in notes:
         log.warning(note)
-    report = build_report(ct, labels, model=out.model or segmenter.name, warnings=notes)
+    report = segmentation_report(ct, labels, out, model=out.model or segmenter.name, notes=notes)
     return SegmentationResult(ct, labels, report, out.probabilities, out.low_confidence, notes)

@@ -311,7 +311,7 @@ def compare(config_paths, out_dir="runs/compare", *, epochs: int | None = None, 
     import torch
 
     from .evaluation import summarise_all
-    from .infer import ModelSegmenter
+    from .inference.network import ModelSegmenter
     from .models import count_parameters, load_checkpoint
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -106,8 +106,10 @@ def _nearest_lung_far(labels: np.ndarray, pts: tuple[np.ndarray, ...]) -> np.nda
     return labels[box][tuple(c[j] for c in surface)]
 
 
-def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | None = None) -> list[dict]:
-    """One entry per connected nodule: size, density, position (side, slices, LPS centroid)."""
+def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | None = None,
+                      score_of=None) -> list[dict]:
+    """One entry per connected nodule: size, density, position (side, slices, LPS centroid), and
+    its detection_score when score_of (voxel index arrays -> score or None) is given."""
     components = component_voxels(labels == 3)
     if not components:
         return []
@@ -130,6 +132,9 @@ def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | Non
         }
         if ct.is_hu:
             entry["mean_hu"] = round(float(ct.array[pts].mean()), 1)
+        score = score_of(pts) if score_of is not None else None
+        if score is not None:
+            entry["detection_score"] = round(float(score), 3)
         out.append(entry)
     out.sort(key=lambda e: -e["volume_ml"])
     return out
@@ -164,7 +169,7 @@ def _max_axial_extent(comp: np.ndarray, spacing: np.ndarray) -> float:
     return best
 
 
-def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str]) -> dict:
+def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str], score_of=None) -> dict:
     nearest = _nearest_lung(labels)  # shared by the lung volumes and the nodule sides
     return {
         "input": {
@@ -177,6 +182,6 @@ def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str
         "model": model,
         "labels": {"1": "right lung", "2": "left lung", "3": "nodule"},
         "lungs": lung_statistics(ct, labels, nearest),
-        "nodules": nodule_statistics(ct, labels, nearest),
+        "nodules": nodule_statistics(ct, labels, nearest, score_of),
         "warnings": list(warnings),
     }

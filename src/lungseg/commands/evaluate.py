@@ -82,7 +82,7 @@ def run(args) -> int:
 
 def _segment_fn(model: str):
     """CTImage -> labels through the same segmenters `lungseg segment` uses."""
-    from ..segmenters import check_intensity, resolve_segmenter
+    from ..inference import check_intensity, resolve_segmenter
 
     segmenter = resolve_segmenter(model)
 

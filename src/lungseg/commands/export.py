@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import export_onnx
+    from ..inference.export import export_onnx
 
     out = export_onnx(Path(args.checkpoint), args.output, resize=not args.no_resize)
     print(f"wrote {out} and {out.with_suffix('.json').name}")

@@ -107,7 +107,7 @@ def _segment_batch(cases: list[Path], out_dir: Path, args) -> int:
     from tqdm import tqdm
 
     from ..io import suffix_of
-    from ..segmenters import resolve_segmenter
+    from ..inference import resolve_segmenter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model = resolve_segmenter(args.model, device=args.device, **network_options(args))  # loaded once

@@ -129,6 +129,15 @@ class CTImage:
         d = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
         return np.asarray(self.origin) + (idx_xyz * np.asarray(self.spacing)) @ d.T
 
+    def index_of_points(self, points_lps: np.ndarray) -> np.ndarray:
+        """(N, 3) continuous voxel indices in (z, y, x) order of LPS points (mm, rows x,y,z):
+        the inverse of `physical_points` (round them to get voxels)."""
+        d = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        offset = np.atleast_2d(np.asarray(points_lps, dtype=np.float64)) - np.asarray(self.origin)
+        # solve, not transpose: a direction matrix read from a file need not be exactly orthonormal
+        idx_xyz = np.linalg.solve(d, offset.T).T / np.asarray(self.spacing)
+        return idx_xyz[:, ::-1]
+
     def left_coordinate(self, index_zyx: np.ndarray) -> np.ndarray:
         """How far each voxel lies toward the patient's left (LPS +x), in mm."""
         return self.physical_points(index_zyx)[:, 0]

@@ -2,23 +2,13 @@
 user's --model choice (classical, default, a checkpoint path) to one."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import LungsegError, NotHUError
-from .io import CTImage
-
-
-
-@dataclass
-class SegmenterOutput:
-    labels: np.ndarray  # uint8 (z, y, x), canonical grid
-    probabilities: np.ndarray | None = None  # float (C, z, y, x) when the segmenter has them
-    low_confidence: np.ndarray | None = None  # bool (z, y, x)
-    notes: list[str] = field(default_factory=list)  # what the user should know about this result
-    model: str | None = None  # what produced this result, when it differs from the segmenter's name
+from ..errors import LungsegError, NotHUError
+from ..io import CTImage
+from .output import SegmenterOutput
 
 
 class ClassicalSegmenter:
@@ -28,7 +18,7 @@ class ClassicalSegmenter:
     requires_hu = False
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
-        from .classical import segment_classical
+        from ..classical import segment_classical
 
         return SegmenterOutput(segment_classical(ct))
 
@@ -54,7 +44,7 @@ def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | N
     if model == "classical":
         return ClassicalSegmenter()
     if model == "default":
-        from .default_model import DefaultSegmenter, default_available
+        from .pipeline import DefaultSegmenter, default_available
 
         if default_available():
             return DefaultSegmenter(device=device, **options)
@@ -67,6 +57,6 @@ def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | N
 
 
 def _load_model(path: Path, device: str, **options):
-    from .infer import ModelSegmenter
+    from .network import ModelSegmenter
 
     return ModelSegmenter.from_checkpoint(path, device=device, **options)

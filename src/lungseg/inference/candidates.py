@@ -1,5 +1,6 @@
-"""Nodule finding on whole CT: the nodule model runs on the lungs' bounding box of every slice
-that holds lung, and its output is kept only in and against the lungs. The model learnt on
+"""Stage 2, candidates: the nodule network runs on the lungs' bounding box of every slice that
+holds lung; its connected components over the voxel threshold are the candidate findings that
+the scoring stage (scoring.py) keeps or drops. The model learnt on
 LIDC crops at their native pixel size (about 0.5-1.0 mm), so scans inside that range run as
 they are and others are resampled to 0.7 mm pixels first."""
 from __future__ import annotations
@@ -9,44 +10,72 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .errors import LungsegError
-from .io import CTImage
-from .postprocess import LUNGS, label_voxels, lung_voxels, voxels
+from ..errors import LungsegError
+from ..io import CTImage
+from ..postprocess import LUNGS, label_voxels, lung_voxels, voxels
+from .scoring import ProbabilityScorer
 
 TRAINING_PIXEL_MM = 0.7  # LIDC crops are at native CT resolution, typically 0.6-0.8 mm
 NATIVE_PIXEL_RANGE_MM = (0.45, 1.0)  # pixel sizes the LIDC training crops span: no resampling
 MARGIN_PX = 8
 
 
+@dataclass
+class Candidates:
+    """Candidate findings of one scan: the voxels over the threshold inside the lungs' box."""
+
+    box: tuple[slice, ...]  # the lungs' box on the scan; coords are relative to it
+    coords: tuple[np.ndarray, ...]  # (z, y, x) of every candidate voxel
+    values: np.ndarray  # the network's nodule probability at each of them
+    ids: np.ndarray  # each voxel's component number, 1..n
+    mean_probability: np.ndarray  # per component (index 0 unused)
+    inside: np.ndarray  # per component: share of it inside the lung mask
+
+    @property
+    def count(self) -> int:
+        return len(self.mean_probability) - 1
+
+    def voxels(self, keep: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Scan indices (z, y, x) of the voxels of the kept components (keep: bool per component)."""
+        sel = keep[self.ids]
+        return tuple(c[sel] + s.start for c, s in zip(self.coords, self.box))
+
+    @classmethod
+    def empty(cls, box=(slice(0, 0),) * 3) -> "Candidates":
+        none = tuple(np.zeros(0, dtype=np.intp) for _ in range(3))
+        return cls(box, none, np.zeros(0, np.float32), np.zeros(0, np.intp), np.zeros(1), np.zeros(1))
+
+
 class NoduleSegmenter:
-    """threshold: voxel probability; a found component is kept when its mean probability is at
-    least min_mean_probability and at least min_inside of it lies in the lung mask (the lung
-    model counts tumours, juxtapleural ones too, as lung, so a real nodule lies in it; most false
-    candidates on whole scans are vessels and soft tissue at the lung border). Both were set on
-    training phantoms (512x512x160, seeds 1000-1003, the nodule model trained on their crops) by
-    one rule: the highest minimum that keeps every found nodule >= 10 mm. The shipped model (2.5D
-    with two slices each side) finds 11 of their 24 nodules, all 9 >= 10 mm, up to 0.85 (81 false
-    candidates per scan; 136 with no filter); at 0.88 and 0.9 it drops one >= 10 mm (60 and 42 per
-    scan; benchmarks/nodule_filter_sweep.py)."""
+    """The candidate finder plus its scorer (default: ProbabilityScorer, see scoring.py).
+    threshold: the voxel probability that makes a voxel part of a candidate."""
 
     def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
-                 min_mean_probability: float = 0.85, min_inside: float = 0.5):
-        if getattr(segmenter, "graph_resizes", False):
+                 min_mean_probability: float | None = None, min_inside: float | None = None, scorer=None):
+        if segmenter.runtime.graph_resizes:
             raise LungsegError("the nodule model must run on native-size crops: export it with --no-resize")
         self.segmenter = segmenter  # a ModelSegmenter whose classes include "nodule"
-        self.segmenter.input_size = None  # full-resolution crops (padded), never squashed to 128
+        segmenter.runtime.input_size = None  # full-resolution crops (padded), never squashed to 128
         self.channel = segmenter.classes.index("nodule")
         self.threshold = threshold
-        self.min_mean_probability = min_mean_probability
-        self.min_inside = min_inside
+        self.scorer = scorer or ProbabilityScorer(
+            **{k: v for k, v in dict(min_score=min_mean_probability, min_inside=min_inside).items() if v is not None})
         self.pixel_mm = pixel_mm
         self.name = segmenter.name
+
+    @property
+    def min_mean_probability(self) -> float:
+        return self.scorer.min_score
+
+    @property
+    def min_inside(self) -> float:
+        return self.scorer.min_inside
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", precision: str = "auto", runtime: str = "auto",
                         tta: bool = False, **kwargs) -> "NoduleSegmenter":
         """tta: average over the in-plane mirrorings (four times the network time)."""
-        from .infer import ModelSegmenter
+        from .network import ModelSegmenter
 
         return cls(ModelSegmenter.from_checkpoint(path, device=device, precision=precision, runtime=runtime,
                                                   resize=False, tta=tta), **kwargs)
@@ -76,15 +105,22 @@ class NoduleSegmenter:
 
     def find(self, ct: CTImage, lung_labels: np.ndarray) -> tuple[np.ndarray, ...]:
         """The nodule voxels as index arrays (z, y, x): no scan-sized mask for a few thousand voxels."""
-        none = tuple(np.zeros(0, dtype=np.intp) for _ in range(3))
+        return self.find_scored(ct, lung_labels)[0]
+
+    def find_scored(self, ct: CTImage, lung_labels: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """(the kept candidates' voxels (z, y, x), each voxel's detection score)."""
+        found = self.find_candidates(ct, lung_labels)
+        scores = self.scorer.score(found, ct)
+        keep = self.scorer.keep(found, scores)
+        return found.voxels(keep), scores[found.ids[keep[found.ids]]] if found.count else np.zeros(0)
+
+    def find_candidates(self, ct: CTImage, lung_labels: np.ndarray) -> Candidates:
+        """Every candidate component before scoring."""
         plan = self._plan(ct, lung_labels)
         if plan is None:
-            return none
+            return Candidates.empty()
         coords, ids, mean_p, inside = self.candidates(plan, lung_labels)
-        if not len(ids):
-            return none
-        keep = ((mean_p >= self.min_mean_probability) & (inside >= self.min_inside))[ids]
-        return tuple(c[keep] + s.start for c, s in zip(coords, plan.box))
+        return Candidates(plan.box, coords, np.zeros(0), ids, mean_p, inside)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),

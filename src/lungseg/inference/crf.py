@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import LungsegError
-from .postprocess import foreground_box
+from ..errors import LungsegError
+from ..postprocess import foreground_box
 
 LUNG_WINDOW = (-1000.0, 200.0)  # HU mapped to the 0..255 "colour" the bilateral term compares
 

@@ -1,4 +1,4 @@
-"""ModelSegmenter on OpenVINO: runs a `lungseg export` ONNX graph on the CPU, no torch needed.
+"""OpenVINO runtime: runs a `lungseg export` ONNX graph on the CPU, no torch needed.
 
 Chosen by measurement (benchmarks/runtimes.py): OpenVINO fp32 is the fastest runtime whose
 masks keep PyTorch fp32's Dice to 0.001 (bf16 is faster but moves Dice by up to 0.002 on coarse
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LungsegError
-from .export import file_sha256, read_sidecar
-from . import upsample
-from .infer import ModelSegmenter, _padded
-from .postprocess import low_confidence_map
+from ...errors import LungsegError
+from ...postprocess import low_confidence_map
+from ..upsample import bilinear, bilinear_argmax, nearest
+from ..export import file_sha256, read_sidecar
+from ..tta import Mirroring
+from .base import Runtime, padded
 
 
 def openvino_available() -> bool:
@@ -89,20 +90,15 @@ def openvino_core():
     return core
 
 
-class OpenVINOSegmenter(ModelSegmenter):
-    def __init__(self, onnx_path, precision: str = "auto", tta: bool = False, batch_size: int = 16,
-                 keep_probabilities: bool = False, crf: bool = False, device: str = "cpu",
-                 low_confidence: bool = True):
-        if device != "cpu":
-            raise LungsegError("the OpenVINO runtime runs on the CPU; use --runtime torch for a GPU")
+class OpenVINORuntime(Runtime):
+    name = "openvino"
+
+    def __init__(self, onnx_path, precision: str = "auto", divisibility: int = 16):
         meta = read_sidecar(onnx_path)
-        meta["path"] = str(onnx_path)
-        self._read_meta(meta, tta, batch_size, keep_probabilities, crf, low_confidence)
-        self.input_size = meta.get("graph_input_size")  # the graph resizes to it itself
-        self.graph_upsamples = meta.get("graph_upsamples", True)  # else lungseg.upsample goes back
-        self.runtime = "openvino"
-        self.model = None
-        self.autocast_dtype = None
+        self.meta = meta
+        self.input_size = tuple(meta["graph_input_size"]) if meta.get("graph_input_size") else None
+        self.graph_upsamples = meta.get("graph_upsamples", True)  # else lungseg.inference.upsample goes back
+        self.divisibility = divisibility
         core = openvino_core()
         if precision == "bf16" and not cpu_has_bf16():
             raise LungsegError("this CPU has no bf16 support; use --precision fp32")
@@ -148,47 +144,46 @@ class OpenVINOSegmenter(ModelSegmenter):
             request.wait()
         return np.concatenate([r.get_output_tensor(0).data for r in requests])  # a copy: requests reuse buffers
 
-    def _graph_probabilities(self, x: np.ndarray) -> np.ndarray:
+    def _graph_probabilities(self, x: np.ndarray, mirroring: Mirroring) -> np.ndarray:
         """The graph's probabilities for (b, C, h, w) input (TTA averaged): at the slice size, or
         at the network's input size when the graph does not upsample."""
         b, c, h, w = x.shape
         if not self.input_size:  # pad to what the network's strides divide, as the torch path does
-            size = _padded((h, w), self._divisibility())
+            size = padded((h, w), self.divisibility)
             x = np.pad(x, ((0, 0), (0, 0), (0, size[0] - h), (0, size[1] - w)), mode="edge")
         # mirroring commutes with the resizing, so low-resolution outputs mirror back too
-        probs = self.mirror_average(self._run, x, lambda a, axes: np.flip(a, axes))
+        probs = mirroring.average(self._run, x, lambda a, axes: np.flip(a, axes))
         return probs if self.input_size else probs[..., :h, :w]
 
-    def predict_batch(self, x: np.ndarray) -> np.ndarray:
-        probs = self._graph_probabilities(x)
-        return probs if self.graph_upsamples else upsample.bilinear(probs, x.shape[-2:])
+    def probabilities(self, x: np.ndarray, mirroring: Mirroring) -> np.ndarray:
+        probs = self._graph_probabilities(x, mirroring)
+        return probs if self.graph_upsamples else bilinear(probs, x.shape[-2:])
 
-    def _iter_outputs(self, ct, keep: bool):
-        if self.graph_upsamples or keep:
-            yield from super()._iter_outputs(ct, keep)
-            return
-        if self.tta or not self.input_size:
-            for start, x in self.iter_inputs(ct):
-                yield self._argmax_at_slice_size(start, self._graph_probabilities(x), x.shape[-2:])
-            return
-        def finish(start, x, requests):
-            return self._argmax_at_slice_size(start, self._collect(requests), x.shape[-2:])
+    def iter_winners(self, batches, mirroring: Mirroring, low_confidence: bool):
+        """A graph that stops at its input size: the argmax at the slice size without upsampling
+        every probability; the network runs on the next batch while this one is upsampled."""
+        if self.graph_upsamples:
+            return None
+        return self._winners(batches, mirroring, low_confidence)
 
-        pending = None  # the network runs on the next batch while this one is upsampled (numpy: one core)
-        for k, (start, x) in enumerate(self.iter_inputs(ct)):
+    def _winners(self, batches, mirroring: Mirroring, low_confidence: bool):
+        def finish(start, x, low_res):
+            return self._argmax_at_slice_size(start, low_res, x.shape[-2:], low_confidence)
+
+        if mirroring.mirrors or not self.input_size:
+            for start, x in batches:
+                yield finish(start, x, self._graph_probabilities(x, mirroring))
+            return
+        pending = None  # numpy upsampling uses one core: keep the other busy with the next batch
+        for k, (start, x) in enumerate(batches):
             running = (start, x, self._start(x, slot=k % 2))  # x stays referenced: the requests read it
             if pending is not None:
-                yield finish(*pending)
+                yield finish(pending[0], pending[1], self._collect(pending[2]))
             pending = running
         if pending is not None:
-            yield finish(*pending)
+            yield finish(pending[0], pending[1], self._collect(pending[2]))
 
-    def _argmax_at_slice_size(self, start: int, low_res: np.ndarray, size) -> tuple:
-        """The argmax and the low-confidence map at the slice size, without upsampling every
-        probability."""
-        low = upsample.nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) \
-            if self.low_confidence else None
-        return start, upsample.bilinear_argmax(low_res, size), low, None
-
-    def _predict_3d(self, x: np.ndarray) -> np.ndarray:
-        raise LungsegError("3D models run in PyTorch (--runtime torch)")
+    @staticmethod
+    def _argmax_at_slice_size(start: int, low_res: np.ndarray, size, low_confidence: bool) -> tuple:
+        low = nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) if low_confidence else None
+        return start, bilinear_argmax(low_res, size), low, None

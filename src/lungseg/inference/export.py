@@ -15,8 +15,8 @@ import json
 import warnings
 from pathlib import Path
 
-from .errors import LungsegError
-from .io import atomic_path
+from ..errors import LungsegError
+from ..io import atomic_path
 
 SIDECAR_FORMAT = "lungseg-onnx"
 META_KEYS = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "display_name")
@@ -45,12 +45,12 @@ def export_onnx(checkpoint, onnx_path=None, resize: bool = True, upsample: bool 
     """Write <onnx_path> (default: the checkpoint's name with .onnx) and its JSON sidecar.
     resize=False leaves resizing to the caller (the nodule model runs on native-size crops);
     upsample=False ends the graph at the network's input size and leaves the way back to the
-    slice size to lungseg.upsample (the argmax of torch's bilinear upsampling, computed only
+    slice size to lungseg.inference.upsample (the argmax of torch's bilinear upsampling, computed only
     along class borders: 3x faster than the graph's own upsampling on CPU)."""
     import torch
     import torch.nn.functional as F
 
-    from .models import load_checkpoint
+    from ..models import load_checkpoint
 
     checkpoint = Path(checkpoint)
     model, meta = load_checkpoint(checkpoint)
@@ -72,7 +72,7 @@ def export_onnx(checkpoint, onnx_path=None, resize: bool = True, upsample: bool 
             p = torch.softmax(out, dim=1)
             return F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False) if input_size and upsample else p
 
-    from .data.preprocess import input_channels
+    from ..data.preprocess import input_channels
 
     side = input_size or (64, 64)
     example = torch.zeros(2, input_channels(pre), *side)

@@ -1,0 +1,71 @@
+"""The shipped default, as the pipeline's stages: lungs (lungs.py) -> nodule candidates
+(candidates.py) -> detection scores and the operating point (scoring.py) -> post-processing
+(postprocessing.py); the report (report.py) is built by lungseg.api from the output. Weights
+live in lungseg/weights/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import CTImage
+from .output import SegmenterOutput
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 mm pixels)
+LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
+LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
+NODULE = WEIGHTS_DIR / "nodule.pt"
+
+
+def nodule_precision(precision: str) -> str:
+    """"auto" runs the nodule network in bf16 where the CPU has it: benchmarks/runtimes.py found
+    its LIDC validation Dice within 0.001 of fp32's (the lung network's was not: it stays fp32)."""
+    if precision != "auto":
+        return precision
+    from .runtimes.openvino_runtime import cpu_has_bf16
+
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def default_available() -> bool:
+    return LUNG_HU.exists()
+
+
+class DefaultSegmenter:
+    name = "default"
+    requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
+
+    def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
+                 keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
+                 low_confidence: bool = True):
+        from .candidates import NoduleSegmenter
+        from .lungs import LungStage
+
+        self.lungs = LungStage(LUNG_HU, LUNG_IMAGE, crf=crf, device=device, precision=precision, tta=tta,
+                               keep_probabilities=keep_probabilities, runtime=runtime, low_confidence=low_confidence)
+        self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
+                                                      runtime=runtime, tta=tta) \
+            if nodules and NODULE.exists() else None
+
+    @property
+    def lung_hu(self):
+        return self.lungs.hu
+
+    @property
+    def lung_image(self):
+        return self.lungs.image
+
+    def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
+        from .postprocessing import add_nodules
+
+        out = self.lungs(ct, postprocess=postprocess)
+        if not ct.is_hu or self.nodule is None:
+            return out
+        if min(ct.spacing[:2]) > NODULE_MAX_PIXEL_MM:
+            out.notes.append(f"nodules not searched: pixels are {min(ct.spacing[:2]):.2f} mm, the nodule model "
+                             f"needs <= {NODULE_MAX_PIXEL_MM} mm")
+            return out
+        voxels, scores = self.nodule.find_scored(ct, out.labels)
+        out.labels, out.nodule_voxels, out.nodule_voxel_scores = add_nodules(
+            out.labels, voxels, scores, ct.spacing_zyx, postprocess)
+        out.model = "default (lungs + nodules)"
+        return out
