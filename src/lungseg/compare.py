@@ -337,7 +337,7 @@ def compare(config_paths, out_dir="runs/compare", *, epochs: int | None = None, 
                  "parameters": count_parameters(model), "train_minutes": trained["seconds"] / 60,
                  "wall_minutes": (trained.get("wall_seconds") or math.nan) / 60,
                  "epochs": trained["epochs"], "reused": trained["reused"], "checkpoint": trained["checkpoint"],
-                 "precision": "bf16" if segmenter.autocast_dtype is not None else "fp32", "device": dev,
+                 "precision": segmenter.runtime.precision, "device": dev,
                  "threads": torch.get_num_threads() if dev == "cpu" else None,
                  "ms_per_slice": time_segmenter(segmenter, ct_time), "results": {}}
         for split, items in cases.items():

@@ -16,6 +16,13 @@ convention 1 right lung, 2 left lung, 3 nodule; other references need --ref-map,
   --ref-map '255:both' or '1:right,2:left,3-9:nodule' for anything else.
 Outputs in DIR: per_case.csv/json, summary.csv/json (mean and patient-bootstrap 95% CI),
 lesions.csv, PNG plots, overlays/ and report.html.
+
+--detection scores whole-scan nodule lists with the LUNA16 rules (FROC: sensitivity at 1/8 ... 8
+false positives per scan, CPM, bootstrap CIs over patients; all nodules and >= 10 mm). PRED:
+`lungseg segment --report` JSON files (nodule centres and detection scores) or label maps;
+REF: LIDC case folders (a DICOM series plus its LIDC XML; nodules of >= --min-readers readers
+are references, everything else the readers marked is ignored) or label maps (label 3).
+Writes froc.json, froc.png and per_case.csv in DIR.
 """
 
 
@@ -49,6 +56,10 @@ def add_parser(subparsers):
                                                           "a checkpoint)")
     p.add_argument("--robustness-cases", type=int, default=3, metavar="N",
                    help="cases used for --robustness (default 3; each is segmented 15 times)")
+    p.add_argument("--detection", action="store_true", help="whole-scan nodule detection: FROC and CPM (LUNA16 "
+                                                              "rules) instead of voxel metrics")
+    p.add_argument("--min-readers", type=int, default=2, metavar="N",
+                   help="--detection with LIDC references: readers who must mark a nodule (default 2 of 4)")
     p.add_argument("--no-plots", action="store_true", help="skip PNG plots and overlays")
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
@@ -68,6 +79,8 @@ def run(args) -> int:
     spacing = _spacing(args.spacing)
     if args.n_boot < 0:
         raise LungsegError("--n-boot must be >= 0")
+    if args.detection:
+        return _run_detection(args)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     summary = evaluate_folders(
         args.pred, args.ref, args.out, args.ref_map, pred_map=args.pred_map, images_dir=args.images,
@@ -77,6 +90,21 @@ def run(args) -> int:
         robustness=_segment_fn(args.robustness) if args.robustness else None,
         robustness_cases=args.robustness_cases, log=log)
     print(format_summary(summary))
+    return 0
+
+
+def _run_detection(args) -> int:
+    from ..evaluation.detection_run import evaluate_detection
+
+    if args.min_readers < 1:
+        raise LungsegError("--min-readers must be >= 1")
+    result = evaluate_detection(args.pred, args.ref, args.out, min_readers=args.min_readers, n_boot=args.n_boot,
+                                seed=args.seed, allow_missing=args.allow_missing, patient_regex=args.patient_regex,
+                                figures=not args.no_plots)
+    print(result["table"])
+    if not args.quiet:
+        print(f"wrote froc.json, per_case.csv{', froc.png' if not args.no_plots else ''} in {args.out}",
+              file=sys.stderr)
     return 0
 
 
