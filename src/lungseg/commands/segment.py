@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: the lungs averaged with their left/right mirror, the nodules "
                         "with every in-plane mirroring (about twice the time in all)")
+    p.add_argument("--nodule-threshold", type=float, metavar="SCORE",
+                   help="list nodules whose detection_score (0-1: how likely the finding is a nodule or tumour) is "
+                        "at least SCORE (default: the model's validated operating point; 0 lists every candidate)")
     p.add_argument("--crf", action="store_true",
                    help="refine the lungs with a dense CRF (needs pip install pydensecrf2; slow: ~0.1 s per slice)")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
@@ -78,9 +81,15 @@ def network_options(args) -> dict:
     networks; the classical segmenter takes none."""
     if args.model == "classical":
         return {}
-    return {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf,
-            "keep_probabilities": bool(args.probabilities),
-            "low_confidence": bool(getattr(args, "preview", None))}  # only the preview shows it
+    threshold = getattr(args, "nodule_threshold", None)
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise LungsegError(f"--nodule-threshold must lie in 0..1, got {threshold}")
+    options = {"runtime": args.runtime, "precision": args.precision, "tta": args.tta, "crf": args.crf,
+               "keep_probabilities": bool(args.probabilities),
+               "low_confidence": bool(getattr(args, "preview", None))}  # only the preview shows it
+    if threshold is not None:
+        options["nodule_threshold"] = threshold
+    return options
 
 
 def _batch_inputs(src: Path) -> list[Path] | None:

@@ -36,7 +36,7 @@ class DefaultSegmenter:
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
                  keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
-                 low_confidence: bool = True):
+                 low_confidence: bool = True, nodule_threshold: float | None = None):
         from .candidates import NoduleSegmenter
         from .lungs import LungStage
 
@@ -45,6 +45,8 @@ class DefaultSegmenter:
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
                                                       runtime=runtime, tta=tta) \
             if nodules and NODULE.exists() else None
+        if self.nodule is not None and nodule_threshold is not None:
+            self.nodule.scorer.min_score = nodule_threshold  # the operating point: which scored findings are listed
 
     @property
     def lung_hu(self):

@@ -41,6 +41,8 @@ def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | N
     if callable(model) and hasattr(model, "name"):
         return model
     model = str(model)
+    if model != "default" and options.pop("nodule_threshold", None) is not None:
+        notes.append(f"--nodule-threshold applies to the default model's nodule list only; ignored for '{model}'")
     if model == "classical":
         return ClassicalSegmenter()
     if model == "default":
