@@ -90,3 +90,29 @@ def test_kaggle_image_mode_slices():
     y = np.load(shared_path("lungs/kaggle_lungs_64px/y_train.npy"))[:40, ..., 0] > 0.5
     scores = [dice(segment_classical(CTImage.from_array(a, is_hu=False))[0] > 0, m) for a, m in zip(x, y)]
     assert np.median(scores) >= 0.95
+
+
+@pytest.mark.parametrize("first", [20, 38, 60])
+def test_thin_slab_matches_the_same_slices_of_the_volume(sample_ct, sample_labels, first):
+    """Two slices re-labelled 0.5 mm apart (a 1 mm slab, ~0.3 mL of lung per slice): lungs are
+    judged by their area per slice, so the slab gets the slices' lungs, sides included."""
+    slab = CTImage.from_array(sample_ct.array[first:first + 2], spacing=(*sample_ct.spacing[:2], 0.5),
+                              origin=sample_ct.origin, direction=sample_ct.direction)
+    labels = segment_classical(slab)
+    ref = sample_labels[first:first + 2]
+    assert labels.shape == ref.shape and (labels > 0).any()
+    assert dice(labels > 0, ref > 0) >= 0.9
+    assert dice(labels == 1, ref == 1) >= 0.9 and dice(labels == 2, ref == 2) >= 0.9
+
+
+def test_thin_abdomen_slab_without_lungs_stays_empty():
+    """Two 0.5 mm slices of a soft-tissue body with bowel gas: one pocket is larger than the
+    per-slice lung minimum, but together they are under 2% of the body, so no lungs are in view."""
+    y, x = np.mgrid[0:400, 0:400]
+    section = np.full((400, 400), -1000.0)
+    section[((y - 200) / 120.0) ** 2 + ((x - 200) / 170.0) ** 2 < 1] = 40.0
+    section[(y - 150) ** 2 + (x - 230) ** 2 < 15**2] = -1000.0  # ~4.5 cm^2
+    section[(y - 230) ** 2 + (x - 140) ** 2 < 9**2] = -1000.0  # ~1.6 cm^2
+    slab = np.stack([section, section]) + np.random.default_rng(0).normal(0, 10, (2, 400, 400))
+    labels = segment_classical(CTImage.from_array(slab, spacing=(0.8, 0.8, 0.5)))
+    assert labels.shape == (2, 400, 400) and labels.max() == 0

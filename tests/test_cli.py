@@ -52,7 +52,7 @@ def test_batch_folder_with_progress(tmp_path):
     r = lungseg("segment", src, "-o", tmp_path / "out", "--model", "classical", "--report", "yes")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a.nii.gz", "a.report.json", "b.nii.gz", "b.report.json"]
+        "a.nii.gz", "a.report.json", "b.nii.gz", "b.report.json", "lungseg_batch.csv"]
     assert "segmenting" in r.stderr  # tqdm bar
 
 

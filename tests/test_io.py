@@ -166,3 +166,75 @@ def test_fast_reorientation_equals_itk_dicomorient():
         np.testing.assert_allclose(spacing, ref.GetSpacing())
         np.testing.assert_allclose(origin, ref.GetOrigin(), atol=1e-6)
         np.testing.assert_allclose(direction, ref.GetDirection(), atol=1e-9)
+
+
+def _nifti_bytes(path) -> bytes:
+    import gzip
+
+    raw = path.read_bytes()
+    return gzip.decompress(raw) if path.name.endswith(".gz") else raw
+
+
+def _write_nifti_bytes(path, raw: bytes) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_nifti_with_a_corrupt_header_size_is_refused(tmp_path, suffix, endian):
+    """ITK (and nibabel, with a warning) would read a NIfTI whose sizeof_hdr is wrong; refuse it."""
+    import nibabel as nib
+
+    path = tmp_path / f"scan{suffix}"
+    arr = np.random.default_rng(0).integers(-1000, 400, (20, 20, 4)).astype(np.int16)
+    nib.save(nib.Nifti1Image(arr, np.diag([0.8, 0.8, 2.5, 1]), nib.Nifti1Header(endianness=endian)), path)
+    assert read_ct(path).shape == (4, 20, 20)  # valid in either byte order
+    raw = _nifti_bytes(path)
+    assert int.from_bytes(raw[:4], "little" if endian == "<" else "big") == 348
+    _write_nifti_bytes(path, (999).to_bytes(4, "little" if endian == "<" else "big") + raw[4:])
+    with pytest.raises(LungsegError, match=r"not a valid NIfTI header \(sizeof_hdr = 999, expected 348 or 540\)"):
+        read_ct(path)
+
+
+def test_nii_gz_that_is_not_gzip_is_refused(tmp_path):
+    path = tmp_path / "scan.nii.gz"
+    path.write_bytes(b"\x5c\x01\x00\x00" + bytes(400))
+    with pytest.raises(LungsegError, match="must be gzip-compressed"):
+        read_ct(path)
+
+
+def test_zip_past_the_size_limit_says_so(tmp_path, monkeypatch, capsys, sample_ct):
+    """The limit is named with the numbers, not reported as 'no DICOM series found'."""
+    from lungseg.cli import main
+    from lungseg.io import readers
+
+    dcm = tmp_path / "slice.dcm"
+    img = sitk.Cast(sitk.GetImageFromArray(sample_ct.array[40].astype(np.int16)), sitk.sitkInt16)
+    img.SetMetaData("0008|0060", "CT")
+    sitk.WriteImage(img, str(dcm))
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(dcm, "patient/series/slice.dcm")
+    assert read_ct(archive).shape == (1, 64, 64)  # a valid archive under the usual limit
+
+    monkeypatch.setattr(readers, "ZIP_MAX_BYTES", 1000)
+    out = tmp_path / "out" / "mask.nii.gz"
+    assert main(["segment", str(archive), "-o", str(out), "--model", "classical"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "expands to" in err[0], err
+    assert "KiB, more than the 1000 bytes limit" in err[0]
+    assert not out.exists() and not list(tmp_path.glob("out/.*"))
+
+
+def test_zip_with_too_many_files_names_the_limit(tmp_path, monkeypatch):
+    from lungseg.io import readers
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"{i}.dcm", b"x" * 10)
+    monkeypatch.setattr(readers, "ZIP_MAX_FILES", 2)
+    with pytest.raises(LungsegError, match="holds 3 files, more than the 2 limit"):
+        read_ct(archive)

@@ -1,9 +1,11 @@
-"""`lungseg segment INPUT -o OUTPUT`: one scan, or every scan in a folder (with a progress bar)."""
+"""`lungseg segment INPUT -o OUTPUT`: one scan, or every scan in a folder (with a progress bar,
+resumable, optionally one shard of it for cluster array jobs)."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from ..errors import LungsegError
@@ -39,6 +41,11 @@ def add_parser(sub) -> None:
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
                    help="treat input values as Hounsfield units (hu), image intensities (image), or detect (auto)")
     p.add_argument("--no-postprocess", action="store_true", help="skip the post-processing chain")
+    p.add_argument("--shard", metavar="I/N",
+                   help="batch mode: segment only shard I of N (0 <= I < N), every N-th scan of the name-sorted "
+                        "folder from the I-th on; e.g. --shard $SLURM_ARRAY_TASK_ID/10 in an array job")
+    p.add_argument("--overwrite", action="store_true",
+                   help="batch mode: redo scans whose outputs exist (default: skip them, so a rerun resumes)")
     p.add_argument("--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=run)
 
@@ -48,14 +55,23 @@ def run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()  # a one-shot process: reuse freed pages instead of faulting them in again
     logging.basicConfig(format="lungseg: warning: %(message)s", level=logging.ERROR if args.quiet else logging.WARNING)
+    shard = _parse_shard(args.shard)
     src = Path(args.input)
     if not src.exists():
         raise LungsegError(f"input not found: {src}")
     cases = _batch_inputs(src)
     if cases is None:
+        if shard is not None:
+            raise LungsegError(f"--shard splits a folder of scans, but {src} is a single scan")
         _segment_one(src, Path(args.output), args, args.report, args.preview, args.probabilities)
         return 0
-    return _segment_batch(cases, Path(args.output), args)
+    return _segment_batch(cases, Path(args.output), args, shard)
+
+
+def _parse_shard(text: str | None):
+    from ..batch import Shard
+
+    return None if text is None else Shard.parse(text)
 
 
 def _segment_one(src: Path, out: Path, args, report, preview, probabilities, model=None) -> None:
@@ -112,27 +128,71 @@ def _case_name(path: Path) -> str:
     return path.name[: -len(s)] if s else path.name
 
 
-def _segment_batch(cases: list[Path], out_dir: Path, args) -> int:
+def _case_outputs(src: Path, out_dir: Path, args) -> dict[str, Path | None]:
+    """Where a batch case's mask and requested extras go (None: not requested)."""
+    from ..io import suffix_of
+
+    name = _case_name(src)
+    ext = ".png" if suffix_of(src) in {".png", ".jpg", ".jpeg", ".tif", ".tiff"} else ".nii.gz"
+    return {"mask": out_dir / f"{name}{ext}",
+            "report": out_dir / f"{name}.report.json" if args.report else None,
+            "preview": out_dir / f"{name}.preview.png" if args.preview else None,
+            "probabilities": out_dir / f"{name}.probabilities.npy" if args.probabilities else None}
+
+
+def _check_unique_names(cases: list[Path]) -> None:
+    """a.nii.gz and a.nrrd would share one mask: with resume the second would be 'skipped'."""
+    seen: dict[str, Path] = {}
+    for src in cases:
+        other = seen.setdefault(_case_name(src), src)
+        if other is not src:
+            raise LungsegError(f"{other.name} and {src.name} would write the same mask "
+                               f"'{_case_name(src)}'; rename one")
+
+
+def _segment_batch(cases: list[Path], out_dir: Path, args, shard=None) -> int:
+    """Each case in turn; a finished case (all its outputs exist) is skipped unless --overwrite,
+    so a killed job resumes; a failing case is logged and the rest go on. Exit 1 if any failed."""
     from tqdm import tqdm
 
-    from ..io import suffix_of
+    from ..batch import BATCH_LOG, BatchLog
     from ..inference import resolve_segmenter
 
+    _check_unique_names(cases)
+    network_options(args)  # bad options fail the run at once, not every case
+    todo = shard.select(cases) if shard is not None else cases
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = resolve_segmenter(args.model, device=args.device, **network_options(args))  # loaded once
-    failed = 0
-    for src in tqdm(cases, desc="segmenting", unit="scan", disable=args.quiet, file=sys.stderr):
-        name = _case_name(src)
-        ext = ".png" if suffix_of(src) in {".png", ".jpg", ".jpeg", ".tif", ".tiff"} else ".nii.gz"
+    log = BatchLog(out_dir / (shard.log_name if shard is not None else BATCH_LOG))
+    model = None  # loaded at the first case to do: a resumed run with nothing left loads nothing
+    for src in tqdm(todo, desc="segmenting", unit="scan", disable=args.quiet, file=sys.stderr):
+        outputs = _case_outputs(src, out_dir, args)
+        if not args.overwrite and all(p.exists() for p in outputs.values() if p is not None):
+            log.add(src.name, "skipped", 0.0)
+            continue
+        if model is None:  # outside the try: a model that cannot load is the run's error, not a case's
+            model = resolve_segmenter(args.model, device=args.device, **network_options(args))
+        start = time.perf_counter()
         try:
-            _segment_one(src, out_dir / f"{name}{ext}", args,
-                         out_dir / f"{name}.report.json" if args.report else None,
-                         out_dir / f"{name}.preview.png" if args.preview else None,
-                         out_dir / f"{name}.probabilities.npy" if args.probabilities else None, model)
-        except LungsegError as e:
-            failed += 1
-            print(f"lungseg: error: {src.name}: {e}", file=sys.stderr)
+            _segment_one(src, outputs["mask"], args, outputs["report"], outputs["preview"],
+                         outputs["probabilities"], model)
+        except Exception as e:  # one bad scan must not end a cluster job: log it and go on
+            if getattr(args, "debug", False) and not isinstance(e, LungsegError):
+                raise
+            message = str(e) if isinstance(e, LungsegError) else f"unexpected {type(e).__name__}: {e}"
+            log.add(src.name, "failed", time.perf_counter() - start, message)
+            tqdm.write(f"lungseg: error: {src.name}: {message}", file=sys.stderr)
+        else:
+            log.add(src.name, "ok", time.perf_counter() - start)
+    return _summarise(log, len(todo), shard, args.quiet)
+
+
+def _summarise(log, n: int, shard, quiet: bool) -> int:
+    where = f" of shard {shard}" if shard is not None else ""
+    failed, skipped = log.count("failed"), log.count("skipped")
     if failed:
-        print(f"lungseg: error: {failed} of {len(cases)} scans failed", file=sys.stderr)
-        return 2
+        print(f"lungseg: error: {failed} of {n} scans{where} failed (see {log.path})", file=sys.stderr)
+        return 1
+    if not quiet:
+        done = f"{skipped} already done (kept; --overwrite redoes them), " if skipped else ""
+        print(f"{n} scans{where}: {done}{n - skipped} segmented; log: {log.path}")
     return 0

@@ -1,6 +1,7 @@
 """Readers: any supported file or folder -> CTImage. Every failure is one clear LungsegError."""
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
 import zipfile
@@ -19,6 +20,7 @@ DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 MIN_INPLANE = 16  # pixels; smaller "slices" cannot hold a chest
 ZIP_MAX_FILES = 20000
 ZIP_MAX_BYTES = 4 * 1024**3  # uncompressed; guards against zip bombs
+NIFTI_HEADER_SIZES = (348, 540)  # sizeof_hdr, a NIfTI header's first field: NIfTI-1, NIfTI-2
 
 
 def suffix_of(path: Path) -> str:
@@ -105,6 +107,26 @@ def _itk_read(fn):
         raise LungsegError(f"cannot read image (truncated or not a valid file): {detail[:200]}") from None
 
 
+def _check_nifti_header(path: Path) -> None:
+    """Refuse a file whose first field (sizeof_hdr) is not 348 or 540 in either byte order:
+    nibabel only warns and ITK reads such a file as if it were fine, from a header that may be
+    garbage. A .nii.gz costs one 4-byte decompression."""
+    try:
+        with (gzip.open(path, "rb") if suffix_of(path) == ".nii.gz" else open(path, "rb")) as f:
+            head = f.read(4)
+    except gzip.BadGzipFile:
+        raise LungsegError(f"cannot read image {path}: not a valid NIfTI file (a .nii.gz must be "
+                           "gzip-compressed; this one is not)") from None
+    except (OSError, EOFError) as e:
+        raise LungsegError(f"cannot read image {path}: not a valid NIfTI file ({str(e)[:160]})") from None
+    if len(head) < 4:
+        raise LungsegError(f"cannot read image {path}: file is too short for a NIfTI header")
+    values = [int.from_bytes(head, order) for order in ("little", "big")]
+    if not any(v in NIFTI_HEADER_SIZES for v in values):  # the smaller is the likelier byte order to show
+        raise LungsegError(f"cannot read image {path}: not a valid NIfTI header "
+                           f"(sizeof_hdr = {min(values)}, expected 348 or 540)")
+
+
 def _check_nifti_complete(path: Path) -> None:
     """ITK's NIfTI reader pads a truncated file with zeros instead of failing: check first.
     For .nii.gz the gzip trailer's size field (uncompressed size mod 2**32) is compared with the
@@ -129,6 +151,7 @@ def _check_nifti_complete(path: Path) -> None:
 
 def _read_itk(path: Path, fmt: str) -> CTImage:
     if fmt == "nifti":
+        _check_nifti_header(path)
         _check_nifti_complete(path)
     img = _itk_read(lambda: sitk.ReadImage(str(path)))
     if img.GetNumberOfComponentsPerPixel() != 1:
@@ -222,8 +245,10 @@ def _read_dicom_zip(path: Path) -> CTImage:
     with zf, tempfile.TemporaryDirectory(prefix="lungseg-zip-") as tmp:
         try:
             safe_extract(zf, Path(tmp))
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
             raise LungsegError(f"zip archive is damaged: {e}") from None
+        except OSError as e:  # e.g. the temporary folder's disk is full: not the archive's fault
+            raise LungsegError(f"cannot unpack zip archive {path.name}: {e}") from None
         ct = _read_dicom_dir(Path(tmp))
     ct.source, ct.format = str(path), "dicom-zip"
     return ct
@@ -233,9 +258,11 @@ def safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
     """Extract refusing path traversal, links and zip bombs."""
     infos = [i for i in zf.infolist() if not i.is_dir()]
     if len(infos) > ZIP_MAX_FILES:
-        raise LungsegError(f"zip holds {len(infos)} files (limit {ZIP_MAX_FILES})")
-    if sum(i.file_size for i in infos) > ZIP_MAX_BYTES:
-        raise LungsegError(f"zip would unpack to more than {ZIP_MAX_BYTES // 1024**3} GiB; refused")
+        raise LungsegError(f"zip archive holds {len(infos)} files, more than the {ZIP_MAX_FILES} limit; refused")
+    total = sum(i.file_size for i in infos)  # as the archive declares; checked again while unpacking
+    if total > ZIP_MAX_BYTES:
+        raise LungsegError(f"zip archive expands to {_size_text(total)}, more than the "
+                           f"{_size_text(ZIP_MAX_BYTES)} limit; refused")
     root = dest.resolve()
     for i, info in enumerate(infos):
         target = (root / info.filename).resolve()
@@ -250,8 +277,17 @@ def safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
             while chunk := src.read(1 << 20):
                 written += len(chunk)
                 if written > info.file_size + 1024:
-                    raise LungsegError("zip member larger than its header says; refused")
+                    raise LungsegError(f"zip member '{info.filename}' expands past the {_size_text(info.file_size)} "
+                                       "its header declares; refused")
                 dst.write(chunk)
+
+
+def _size_text(n: int) -> str:
+    """Bytes for people: '4 GiB', '1.3 MiB'."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} bytes"
 
 
 # ---- 2D slices -------------------------------------------------------------------------------
