@@ -17,3 +17,5 @@ class SegmenterOutput:
     # detection score, so the report can give every final nodule the score of what it grew from
     nodule_voxels: np.ndarray | None = None
     nodule_voxel_scores: np.ndarray | None = None
+    detection_score_meaning: str | None = None  # what the scores are, written once in the report
+    detection_threshold: float | None = None  # the operating point: findings listed from this score on

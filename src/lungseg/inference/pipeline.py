@@ -14,6 +14,7 @@ NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 m
 LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
 LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
 NODULE = WEIGHTS_DIR / "nodule.pt"
+SCORER = WEIGHTS_DIR / "scorer.pt"  # the candidate scorer (a 3D CNN); without it: the mean probability
 
 
 def nodule_precision(precision: str) -> str:
@@ -36,7 +37,9 @@ class DefaultSegmenter:
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
                  keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
-                 low_confidence: bool = True, nodule_threshold: float | None = None):
+                 low_confidence: bool = True, nodule_threshold: float | None = None, scorer: str = "auto"):
+        """scorer: 'auto' (the shipped candidate scorer when installed), 'network' or 'probability'
+        (the nodule network's own mean probability, the scorer before the candidate CNN)."""
         from .candidates import NoduleSegmenter
         from .lungs import LungStage
 
@@ -45,6 +48,10 @@ class DefaultSegmenter:
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
                                                       runtime=runtime, tta=tta) \
             if nodules and NODULE.exists() else None
+        if self.nodule is not None and (scorer == "network" or (scorer == "auto" and SCORER.exists())):
+            from .scoring import NetworkScorer
+
+            self.nodule.scorer = NetworkScorer(SCORER, runtime=runtime)
         if self.nodule is not None and nodule_threshold is not None:
             self.nodule.scorer.min_score = nodule_threshold  # the operating point: which scored findings are listed
 
@@ -69,5 +76,7 @@ class DefaultSegmenter:
         voxels, scores = self.nodule.find_scored(ct, out.labels)
         out.labels, out.nodule_voxels, out.nodule_voxel_scores = add_nodules(
             out.labels, voxels, scores, ct.spacing_zyx, postprocess)
+        out.detection_score_meaning = self.nodule.scorer.meaning
+        out.detection_threshold = float(self.nodule.scorer.min_score)
         out.model = "default (lungs + nodules)"
         return out

@@ -7,7 +7,6 @@ import numpy as np
 from ..io import CTImage
 from ..volumetry import build_report
 from .output import SegmenterOutput
-from .scoring import DETECTION_SCORE_MEANING
 
 
 def segmentation_report(ct: CTImage, labels: np.ndarray, out: SegmenterOutput, model: str,
@@ -16,7 +15,8 @@ def segmentation_report(ct: CTImage, labels: np.ndarray, out: SegmenterOutput, m
         if out.nodule_voxel_scores is not None else None
     report = build_report(ct, labels, model=model, warnings=notes, score_of=score_of)
     if score_of is not None:
-        report["detection_score"] = DETECTION_SCORE_MEANING
+        report["detection_score"] = out.detection_score_meaning
+        report["nodule_operating_point"] = out.detection_threshold
     return report
 
 

@@ -21,6 +21,7 @@ DETECTION_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a no
 
 class ProbabilityScorer:
     name = "mean-probability"
+    meaning = DETECTION_SCORE_MEANING
 
     def __init__(self, min_score: float = 0.85, min_inside: float = 0.5):
         self.min_score = min_score
@@ -35,3 +36,70 @@ class ProbabilityScorer:
         keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
         keep[0] = False
         return keep
+
+
+NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour (the candidate "
+                         "scorer, a 3D CNN on a 40 mm patch around it); not a malignancy score")
+
+
+class NetworkScorer:
+    """The candidate scorer (false-positive reduction, as in LUNA16): a small 3D CNN sees each
+    candidate in a 40 mm isotropic patch (lungseg.inference.patches) and gives the probability
+    that it is a nodule or tumour. Candidates less than min_inside in the lungs score 0. The
+    operating point comes with the weights (chosen on validation phantoms, see its .json)."""
+
+    name = "candidate-cnn"
+    meaning = NETWORK_SCORE_MEANING
+
+    def __init__(self, weights, min_score: float | None = None, min_inside: float = 0.5, runtime: str = "auto"):
+        import json
+        from pathlib import Path
+
+        weights = Path(weights)
+        self.meta = json.loads(weights.with_suffix(".json").read_text())
+        self.min_score = float(self.meta["operating_point"]) if min_score is None else min_score
+        self.min_inside = min_inside
+        self._run = _patch_runner(weights, runtime)
+
+    def score(self, candidates, ct) -> np.ndarray:
+        from .patches import candidate_patches
+
+        scores = np.zeros(candidates.count + 1)
+        comps = np.nonzero(candidates.inside >= self.min_inside)[0]
+        comps = comps[comps > 0]
+        for start in range(0, len(comps), 64):  # bounded memory: 64 patches are 16 MB
+            part = comps[start:start + 64]
+            patches = candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords, candidates.ids,
+                                        part)
+            scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
+        return scores
+
+    def keep(self, candidates, scores: np.ndarray) -> np.ndarray:
+        keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
+        keep[0] = False
+        return keep
+
+
+def _patch_runner(weights, runtime: str):
+    """patches (n, 2, P, P, P) -> logits (n,): OpenVINO on the ONNX export when it is there
+    (no torch import), else PyTorch."""
+    onnx = weights.with_suffix(".onnx")
+    if runtime in ("auto", "openvino") and onnx.exists():
+        try:
+            from .runtimes.openvino_runtime import openvino_available, openvino_core
+        except ImportError:  # pragma: no cover - openvino is a dependency
+            openvino_available = lambda: False  # noqa: E731
+        if openvino_available():
+            compiled = openvino_core().compile_model(str(onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+            return lambda x: np.asarray(compiled(np.ascontiguousarray(x, np.float32))[0])[:, 0]
+    import torch
+
+    from ..models.candidate_scorer import load_scorer
+
+    model, _ = load_scorer(weights)
+
+    def run(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()[:, 0]
+
+    return run
