@@ -39,14 +39,18 @@ class ProbabilityScorer:
 
 
 NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour (the candidate "
-                         "scorer, a 3D CNN on a 40 mm patch around it); not a malignancy score")
+                         "scorer, a 3D CNN on a 40 mm patch around it, times the nodule network's mean "
+                         "probability over it); not a malignancy score")
 
 
 class NetworkScorer:
     """The candidate scorer (false-positive reduction, as in LUNA16): a small 3D CNN sees each
     candidate in a 40 mm isotropic patch (lungseg.inference.patches) and gives the probability
-    that it is a nodule or tumour. Candidates less than min_inside in the lungs score 0. The
-    operating point comes with the weights (chosen on validation phantoms, see its .json)."""
+    that it is a nodule or tumour; the detection score is that probability times the nodule
+    network's own mean probability over the candidate (both stages must agree: on the validation
+    phantoms and LIDC-IDRI-0003 the product ranked nodules above false candidates better than
+    either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs score 0.
+    The operating point comes with the weights (chosen on validation phantoms, see its .json)."""
 
     name = "candidate-cnn"
     meaning = NETWORK_SCORE_MEANING
@@ -72,7 +76,7 @@ class NetworkScorer:
             patches = candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords, candidates.ids,
                                         part)
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
-        return scores
+        return scores * np.asarray(candidates.mean_probability, dtype=float)
 
     def keep(self, candidates, scores: np.ndarray) -> np.ndarray:
         keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
