@@ -292,3 +292,16 @@ def test_real_consensus_clusters(case):
 def test_real_case_found_by_lidc_cases(case):
     assert list(lidc_cases(LIDC_DIR.parent)) == [LIDC_DIR]
     assert isinstance(case.nodules[0], ConsensusNodule)
+
+
+@pytest.mark.shared
+def test_lidc_folders_are_a_training_source(case):
+    """`type: lidc` in a config: whole CT in HU, label 3 = the >= 2-reader consensus."""
+    from lungseg.data.sources import load_source
+
+    (scan,) = load_source({"type": "lidc", "path": str(LIDC_DIR)})
+    assert scan.case_id == "LIDC-IDRI-0003" and scan.patient_id == "LIDC-IDRI-0003" and scan.is_hu
+    image, label = scan.load()
+    assert image.shape == case.ct.shape and scan.spacing == pytest.approx(case.ct.spacing)
+    np.testing.assert_array_equal(label, case.label_map())
+    assert set(np.unique(label)) == {0, 3} and scan.label_names == {3: "nodule"}

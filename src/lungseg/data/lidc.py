@@ -594,3 +594,32 @@ def lidc_cases(root) -> Iterator[Path]:
         return
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         yield from lidc_cases(sub)
+
+
+def lidc_scans(path, min_readers: int = 2, level: int = 2) -> list:
+    """Training/evaluation source (`type: lidc` in a config): one Case per LIDC case folder under
+    path, the whole CT in HU with label 3 (nodule) where >= `level` readers of a nodule that
+    >= `min_readers` readers marked drew it. The DICOM and XML are read when the case is loaded."""
+    from .cases import Case
+
+    def loader(folder):
+        def load():
+            case = load_lidc_case(folder)
+            return case.ct.array, case.label_map(min_readers=min_readers, level=level), case.ct.spacing
+
+        return load
+
+    cases = [Case(folder.name, _patient_of(folder.name), loader(folder), {3: "nodule"}, is_hu=True, source="lidc",
+                  cache=False, meta={"folder": str(folder)})
+             for folder in lidc_cases(path)]
+    if not cases:
+        raise LungsegError(f"no LIDC case folders (a DICOM series and its XML) under {path}")
+    return cases
+
+
+def _patient_of(name: str) -> str:
+    """LIDC-IDRI-0003 and LIDC-IDRI-0003-2 (a second scan) are one patient."""
+    import re
+
+    m = re.match(r"(LIDC-IDRI-\d{4})", name)
+    return m.group(1) if m else name

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import LungsegError
-from . import folders, shared_sets, synthetic
+from . import folders, lidc, shared_sets, synthetic
 
 SOURCES = {
     "synthetic": synthetic.synthetic_cases,
@@ -12,6 +12,7 @@ SOURCES = {
     "cip_copdgene": shared_sets.cip_copdgene,
     "imlab3d": shared_sets.imlab3d,
     "kaggle_lungs_64px": shared_sets.kaggle_lungs_64px,
+    "lidc": lidc.lidc_scans,
     "lidc_crops": shared_sets.lidc_crops,
     "lidc_slices": shared_sets.lidc_slices,
     "msd_patches": shared_sets.msd_patches,
