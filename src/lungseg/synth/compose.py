@@ -1,7 +1,9 @@
 """Fine-grid composition, one slab of slices at a time (small temporaries, cache friendly):
 upsample the coarse fields, cut the lungs with the exact pleura, add bone shells, fissures,
-vessels, airways and nodules at full resolution, then the scanner's noise and blur."""
+vessels, airways, nodules and tumours at full resolution, then the scanner's noise and blur."""
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -12,8 +14,10 @@ from .pathology import render_nodule
 from .tissue import LUNG_TISSUES
 from .tissue import Tissue as T
 from .tubes import prepare, rasterize, sheet_coverage
+from .tumours import TUMOUR_LOCATIONS, render_tumour
 
 SLAB_VOXELS = 3_000_000
+VESSEL_MIN_RADIUS_MM = 0.4  # thinner vessels are drawn only on grids finer than 1.6 mm
 CORTEX_MM = 1.4
 FISSURE_MM = 0.3
 FISSURES = ("right_oblique", "left_oblique", "right_horizontal")
@@ -57,13 +61,7 @@ def render(grid: Grid, factors, fields: dict, anat: Anatomy, trees: dict, nodule
         rest = a_l * (tis != T.EFFUSION)  # no vessels or airways in pleural fluid
         _vessels(h, tis, tubes, grid, zr, rest, hu_t)
         _airways(h, tis, lab, tubes, grid, zr, rest)
-        for nod in nodules:
-            res = render_nodule(nod, grid, z0, z1, h, a_l, hu_t["nodule"], lambda x, y, z: _texture(waves, x, y, z))
-            if res is not None:
-                local, occ = res
-                m = (occ >= 0.5) & lung[local]
-                lab[local][m] = 3
-                tis[local][m] = T.NODULE
+        _lesions(h, lab, tis, nodules, grid, zr, a_l, dl, lung, hu_t, waves)
         blur_and_noise(h, acq, grid, rng, amp)
         hu[z0:z1], labels[z0:z1], tissue[z0:z1] = h, lab, tis
         if progress is not None:
@@ -90,10 +88,28 @@ def _prepare_tubes(grid: Grid, trees: dict, vox: float) -> dict:
         lobar=prepare(lob["a"], lob["b"], np.stack([lob["r"] + lob["wall"], lob["r"]], 1), grid),
         airway=prepare(aw["a"][visible_lumen], aw["b"][visible_lumen],
                        np.stack([aw["r"] + aw["wall"], aw["r"]], 1)[visible_lumen], grid),
-        artery=prepare(art["a"], art["b"], art["r"], grid, min_radius=max(0.4, 0.25 * vox)),
-        vein=prepare(vein["a"], vein["b"], vein["r"], grid, min_radius=max(0.4, 0.25 * vox)),
+        artery=prepare(art["a"], art["b"], art["r"], grid, min_radius=max(VESSEL_MIN_RADIUS_MM, 0.25 * vox)),
+        vein=prepare(vein["a"], vein["b"], vein["r"], grid, min_radius=max(VESSEL_MIN_RADIUS_MM, 0.25 * vox)),
         lobar_artery=prepare(trees["pa_ends"][roots], art["a"][roots], art["r"][roots], grid),
     )
+
+
+def _lesions(h, lab, tis, nodules, grid, zr, a_l, dl, lung, hu_t, waves):
+    """Nodules (inside the lung) and tumours (the lung plus the soft tissue they abut): label 3."""
+    z0, z1 = zr
+    texture = partial(_texture, waves)
+    for nod in nodules:
+        tumour = nod["location"] in TUMOUR_LOCATIONS
+        if tumour:
+            res = render_tumour(nod, grid, z0, z1, h, a_l, dl, tis, texture)
+        else:
+            res = render_nodule(nod, grid, z0, z1, h, a_l, hu_t["nodule"], texture)
+        if res is None:
+            continue
+        local, occ = res
+        m = (occ >= 0.5) if tumour else (occ >= 0.5) & lung[local]  # a tumour's room is set by render_tumour
+        lab[local][m] = 3
+        tis[local][m] = T.TUMOUR if tumour else T.NODULE
 
 
 def _bones(h, tis, db, hu_t, w_n):

@@ -18,16 +18,17 @@ THICKNESSES = (0.6, 0.625, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
 # probability of each pathology / hard feature per difficulty
 PROBS = {
     "easy": dict(effusion=0.0, consolidation=0.0, emphysema=0.0, touching=0.0, low_dose=0.0,
-                 contrast=0.2, gas=0.3, nodules=1.0),
+                 contrast=0.2, gas=0.3, nodules=1.0, tumour=0.0),
     "mixed": dict(effusion=0.15, consolidation=0.15, emphysema=0.15, touching=0.3, low_dose=0.35,
-                  contrast=0.35, gas=0.5, nodules=1.5),
+                  contrast=0.35, gas=0.5, nodules=1.5, tumour=0.15),
     "hard": dict(effusion=0.8, consolidation=0.7, emphysema=0.3, touching=0.8, low_dose=0.6,
-                 contrast=0.4, gas=0.8, nodules=2.0),
+                 contrast=0.4, gas=0.8, nodules=2.0, tumour=0.3),
 }
 
 OVERRIDES = {"shape", "size", "spacing", "difficulty", "effusion", "consolidation", "emphysema",
              "touching_lungs", "n_nodules", "nodule_kinds", "noise", "dose", "contrast", "blur",
-             "padding", "inspiration", "patient_scale", "gas", "fissures"}
+             "padding", "inspiration", "patient_scale", "gas", "fissures", "tumour"}
+TUMOURS = ("central", "chest-wall")  # large masses (lungseg.synth.tumours); central is the commoner
 
 
 def streams(seed: int) -> dict[str, np.random.Generator]:
@@ -155,6 +156,12 @@ def _draw_pathology(g: np.random.Generator, probs: dict, ov: dict) -> dict:
     kinds = ov.get("nodule_kinds", ("solid", "part-solid", "ground-glass"))
     p["nodule_kinds"] = list(kinds)
     p["nodule_seed"] = int(g.integers(0, 2**31 - 1))
+    # drawn last and always, so that the draws above (and so older seeds' cases) do not change
+    has_tumour, central = g.random() < probs["tumour"], g.random() < 0.6
+    tumour = ov.get("tumour", (TUMOURS[0] if central else TUMOURS[1]) if has_tumour else None)
+    if tumour is not None and tumour not in TUMOURS:
+        raise LungsegError(f"tumour must be None, 'central' or 'chest-wall', not {tumour!r}")
+    p["tumour"] = tumour
     return p
 
 

@@ -1,6 +1,7 @@
 """Nodules (solid, part-solid, ground-glass; free, juxta-pleural, juxta-vascular) and the
 placement of consolidation. Effusion, consolidation and emphysema themselves are coarse lung
-fields (paint.py); nodules are drawn on the fine grid because they can be 3 mm small.
+fields (paint.py); nodules are drawn on the fine grid because they can be 3 mm small. Large
+central and chest-wall tumours are in tumours.py.
 """
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ from .trees import sample_lung_points
 LOCATIONS = ("free", "juxta-pleural", "juxta-vascular")
 
 
-def place_nodules(anat: Anatomy, trees: dict, rng: np.random.Generator, n: int, kinds) -> list[dict]:
-    """Draw n nodules; centres are in the patient frame (mm)."""
+def place_nodules(anat: Anatomy, trees: dict, rng: np.random.Generator, n: int, kinds,
+                  avoid: list[dict] = ()) -> list[dict]:
+    """Draw n nodules apart from each other and from `avoid` (a tumour); centres in the patient frame (mm)."""
     out: list[dict] = []
+
+    def free_of_others(c, R):  # a mass's lobes reach 1.2 times its nominal radius
+        return all(np.linalg.norm(c - np.asarray(o["center_patient"]))
+                   > R + o["diameter_mm"] / 2 * (1.2 if o["kind"] == "mass" else 1.0) + 3 for o in [*avoid, *out])
+
     for _ in range(n):
         diameter = float(np.exp(rng.uniform(np.log(3.0), np.log(30.0))))
         kind = str(kinds[int(rng.integers(0, len(kinds)))])
@@ -24,12 +31,12 @@ def place_nodules(anat: Anatomy, trees: dict, rng: np.random.Generator, n: int, 
         center = None
         for _try in range(30):
             c = _candidate(anat, trees, rng, R, location)
-            if c is not None and all(np.linalg.norm(c - np.asarray(o["center_patient"])) > R + o["diameter_mm"] / 2 + 3
-                                     for o in out):
+            if c is not None and free_of_others(c, R):
                 center = c
                 break
-        if center is None:
-            location, center = "free", sample_lung_points(anat, rng, 1, inset=R + 3)[0].astype(float)
+        if center is None:  # fall back to a free nodule, away from a tumour if possible
+            cand = sample_lung_points(anat, rng, 20 if avoid else 1, inset=R + 3).astype(float)
+            location, center = "free", next((c for c in cand if free_of_others(c, R)), cand[0])
         lob_dirs = rng.normal(size=(5, 3))
         lob_dirs /= np.linalg.norm(lob_dirs, axis=1, keepdims=True)
         out.append(dict(

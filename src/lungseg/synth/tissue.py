@@ -1,8 +1,8 @@
 """Internal tissue labels of the phantom (SynthCase.tissue) and their nominal HU ranges.
 
 The public label map (SynthCase.labels) is only 0 background, 1 right lung, 2 left lung,
-3 nodule; `tissue` says what every voxel is made of, for users who want airways, vessels, heart
-or bone masks, and for the realism tests (HU statistics per tissue).
+3 nodule or tumour; `tissue` says what every voxel is made of, for users who want airways,
+vessels, heart or bone masks, and for the realism tests (HU statistics per tissue).
 """
 from __future__ import annotations
 
@@ -39,11 +39,12 @@ class Tissue(IntEnum):
     FISSURE = 26
     LYMPH_NODE = 27
     GLAND = 28  # breast glandular tissue
+    TUMOUR = 29  # central or chest-wall mass (label 3, part of the lung label)
 
 
 #: tissues inside the lung label (R231 convention: dense pathology and small airways/vessels are lung)
 LUNG_TISSUES = (Tissue.LUNG, Tissue.AIRWAY, Tissue.AIRWAY_WALL, Tissue.ARTERY, Tissue.VEIN, Tissue.NODULE,
-                Tissue.EFFUSION, Tissue.CONSOLIDATION, Tissue.EMPHYSEMA, Tissue.FISSURE)
+                Tissue.EFFUSION, Tissue.CONSOLIDATION, Tissue.EMPHYSEMA, Tissue.FISSURE, Tissue.TUMOUR)
 
 #: expected mean HU per tissue in a clean, non-contrast phantom (used by the realism tests)
 EXPECTED_HU = {

@@ -1,10 +1,14 @@
 """Bronchial, arterial and venous trees that fill the lungs and thin toward the periphery.
 
 Volume-filling branching (Kitaoka 1999, Tawhai 2000): a branch serves a set of attractor points
-spread through its lobe; it grows from its parent's end 40% of the way to their centroid, and the
-set is split in two by the plane through the centroid across its main spread, each half feeding
-one child. Radii follow Murray's law through the territory size (r ~ n^(1/3)), so vessels thin
-toward the pleura. All branches of one generation are processed at once with numpy.
+spread through its lobe; it grows from its parent's end part of the way to their centroid (10% in
+the first generation, so lobar and segmental vessels crowd the hilum, 40% from the fifth on), and
+the set is split in two by the plane through the centroid across its main spread, each half
+feeding one child. The spread is measured with Z shrunk (SPLIT_Z), so sets are mostly split side
+by side and their branches run cranio-caudally, seen end-on in axial slices as in real lungs.
+Radii follow Murray's law through the territory size (r ~ n^(1/3)), so vessels thin toward the
+pleura, to a 0.3-0.6 mm radius at the attractors (which lie down to 1.5 mm from it). All branches
+of one generation are processed at once with numpy.
 Segments are returned as arrays (start, end, radius) in the patient frame (mm).
 """
 from __future__ import annotations
@@ -15,6 +19,8 @@ from .anatomy import Anatomy
 
 # airway radius by lobe root (mm, scaled by patient size); arteries run beside the bronchi
 LOBAR_RADIUS = (4.6, 3.4, 5.2, 5.2, 5.0)
+FRACS = (0.1, 0.15, 0.25, 0.35, 0.4)  # share of the way to the centroid, by generation
+SPLIT_Z = 0.5  # weight of Z when choosing the split plane: < 1 favours cranio-caudal branches
 
 
 def sample_lung_points(anat: Anatomy, rng: np.random.Generator, n: int, inset: float = 1.5) -> np.ndarray:
@@ -39,14 +45,19 @@ def lung_volume_ml(anat: Anatomy, rng: np.random.Generator, n: int = 40000) -> f
     return float(inside.mean() * np.prod(hi - lo) / 1000.0)
 
 
-def grow(starts, radii, points, owner, frac: float = 0.4, min_len: float = 2.0):
-    """Volume-filling trees from R roots. owner[i] = root of point i. Returns segment arrays."""
+def grow(starts, radii, points, owner, frac=FRACS, min_len: float = 2.0, split_z: float = SPLIT_Z):
+    """Volume-filling trees from R roots. owner[i] = root of point i. Returns segment arrays.
+
+    frac: share of the way to the centroid, one number or one per generation (the last repeats)."""
+    fracs = np.atleast_1d(np.asarray(frac, float))
+    w = np.array([1.0, 1.0, split_z])
     starts = np.asarray(starts, np.float64)
     k = np.asarray(radii, float) / np.maximum(np.bincount(owner, minlength=len(starts)), 1) ** (1 / 3)
     g_start, g_k = starts, k
     g_parent = np.full(len(starts), -1)
     P = np.asarray(points, np.float64)
     g = np.asarray(owner, np.int64)
+    gen = 0
     segs_a, segs_b, segs_r, segs_parent, segs_n = [], [], [], [], []
     n_seg = 0
     while len(P):
@@ -55,7 +66,8 @@ def grow(starts, radii, points, owner, frac: float = 0.4, min_len: float = 2.0):
         ids, first, counts = np.unique(g, return_index=True, return_counts=True)
         C = np.add.reduceat(P, first, axis=0) / counts[:, None]
         S = g_start[ids]
-        E = S + frac * (C - S)
+        E = S + fracs[min(gen, len(fracs) - 1)] * (C - S)
+        gen += 1
         E[counts == 1] = C[counts == 1]
         d = E - S
         L = np.linalg.norm(d, axis=1)
@@ -74,9 +86,10 @@ def grow(starts, radii, points, owner, frac: float = 0.4, min_len: float = 2.0):
         gi = np.repeat(np.arange(len(ids)), counts)  # group index of each point
         keep = alive[gi]
         P, gi = P[keep], gi[keep]
+        # main spread across the branch, measured with Z shrunk by split_z
         dv = E - S
         dv /= np.maximum(np.linalg.norm(dv, axis=1, keepdims=True), 1e-9)
-        Q = P - C[gi]
+        Q = (P - C[gi]) * w
         cov = np.zeros((len(ids), 3, 3))
         np.add.at(cov, gi, Q[:, :, None] * Q[:, None, :])
         proj = np.eye(3)[None] - dv[:, :, None] * dv[:, None, :]
