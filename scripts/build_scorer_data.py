@@ -4,10 +4,10 @@ of it lies in a true nodule (phantom labels), else 0 (vessels end-on, hilum, fis
 Every true nodule also gives one positive patch outlined by its true mask (the network proposes
 only about half of them: without these the scorer would see few nodules).
 
-    .venv/bin/python scripts/build_scorer_data.py --seeds 1000-1011 --out out/scorer/train.npz
-    .venv/bin/python scripts/build_scorer_data.py --seeds 1100-1103 --out out/scorer/val.npz --no-truth-patches
+    .venv/bin/python scripts/build_scorer_data.py --seeds 1000-1029 --n-nodules 10 --out out/scorer/train.npz
+    .venv/bin/python scripts/build_scorer_data.py --seeds 1100-1105 --no-truth-patches --out out/scorer/val.npz
 
-Training seeds 1000-1011, validation 1100-1103; never the held-out 5100-5103 of
+Training seeds 1000-1029, validation 1100-1105; never the held-out 5100-5103 of
 benchmarks/whole_scan_detection.py.
 """
 from __future__ import annotations

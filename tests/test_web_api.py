@@ -92,7 +92,8 @@ def test_upload_segment_and_download_each_format(client, fmt, tmp_path):
     assert status["status"] == "done", status
     expected = lungseg.segment(scan, model="classical")
     is_2d = fmt in ("png", "jpeg")
-    assert status["is_2d"] is is_2d and set(status["downloads"]) == {"mask", "report", "preview"}
+    extra = {"dicom_seg"} if fmt == "dicom-zip" else set()  # a SEG needs a DICOM series to reference
+    assert status["is_2d"] is is_2d and set(status["downloads"]) == {"mask", "report", "preview"} | extra
 
     mask = client.get(status["downloads"]["mask"])
     assert mask.status_code == 200
@@ -108,6 +109,31 @@ def test_upload_segment_and_download_each_format(client, fmt, tmp_path):
 
     preview = client.get(status["downloads"]["preview"])
     assert preview.headers["content-type"] == "image/png" and preview.content[:4] == b"\x89PNG"
+    if not extra:
+        assert client.get(status["downloads"]["mask"].replace("/mask", "/dicom-seg")).status_code == 404
+
+
+def test_dicom_zip_upload_offers_the_mask_as_dicom_seg(client, tmp_path):
+    hd = pytest.importorskip("highdicom")
+    build, name = HAPPY_FORMATS["dicom-zip"]
+    scan = build(tmp_path)
+    status = wait_for_job(client, submit(client, scan.read_bytes(), name).json()["job_id"])
+    assert status["status"] == "done", status
+    url = status["downloads"]["dicom_seg"]
+    assert url == f"/api/jobs/{status['job_id']}/dicom-seg"
+    r = client.get(url)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/dicom"
+    assert 'filename="series_seg.dcm"' in r.headers["content-disposition"]
+    (tmp_path / "seg.dcm").write_bytes(r.content)
+    seg = hd.seg.segread(tmp_path / "seg.dcm")
+    expected = lungseg.segment(scan, model="classical")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == expected.image.meta["series_uid"]
+    # the SEG's labels where it has frames equal the NIfTI mask's (same grid, lungseg's codes)
+    got = lungseg.io.read_labels(tmp_path / "seg.dcm")
+    start = np.rint(expected.image.index_of_points(np.array([got.origin]))[0]).astype(int)
+    window = expected.labels[tuple(slice(a, a + n) for a, n in zip(start, got.shape, strict=True))]
+    np.testing.assert_array_equal(got.array, window)
+    assert int(np.count_nonzero(got.array)) == int(np.count_nonzero(expected.labels))
 
 
 def test_viewer_volume_matches_the_segmentation(client, tmp_path):

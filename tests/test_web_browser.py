@@ -171,3 +171,33 @@ def test_upload_view_change_slices_and_download(tmp_path):
             browser.close()
     # the bad upload's 415 is logged by Chromium as a failed resource; anything else is a bug
     assert [p for p in problems if "415" not in p] == [], problems
+
+
+def test_dicom_zip_upload_offers_the_seg_download(tmp_path):
+    """A DICOM upload gets a 'Mask as DICOM-SEG' link beside the NIfTI one; it downloads a SEG."""
+    from playwright.sync_api import sync_playwright
+
+    from test_web_formats import write_dicom_zip
+
+    executable = chromium_or_skip()
+    scan = write_dicom_zip(tmp_path / "series.zip")
+    app = create_app(WebSettings(model="classical", root=tmp_path / "jobs"))
+    with background_server(app) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(base)
+            page.set_input_files("#file-input", str(scan))
+            page.wait_for_selector("body[data-state=viewer]", timeout=60_000)
+            link = page.locator("a[data-download=dicom_seg]")
+            assert "DICOM-SEG" in link.inner_text() and link.get_attribute("href").endswith("/dicom-seg")
+            with page.expect_download() as info:
+                link.click()
+            assert info.value.suggested_filename == "series_seg.dcm"
+            saved = tmp_path / "seg.dcm"
+            info.value.save_as(saved)
+        finally:
+            browser.close()
+    import pydicom
+
+    assert pydicom.dcmread(saved).Modality == "SEG"

@@ -45,6 +45,7 @@ def write_dicom_zip(path: Path, image: sitk.Image | None = None) -> Path:
             tags = {
                 "0008|0060": "CT", "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
                 "0020|000d": "1.2.826.0.1.3680043.2.1125.1.1", "0020|000e": series_uid,
+                "0020|0052": "1.2.826.0.1.3680043.2.1125.1.2",  # FrameOfReferenceUID: a DICOM-SEG needs it
                 "0008|0018": f"{series_uid}.{k + 1}", "0020|0013": str(k + 1),
                 "0020|0032": "\\".join(f"{v:.6f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))),
                 "0020|0037": "\\".join(f"{v:.6f}" for v in (*direction[0:7:3], *direction[1:8:3])),

@@ -25,9 +25,10 @@ class SegmentationResult:
     low_confidence: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def save(self, path) -> Path:
-        """Write the mask on exactly the input's grid; the format follows the suffix."""
-        return write_labels(self.labels, self.image, path)
+    def save(self, path, format: str | None = None) -> Path:
+        """Write the mask on exactly the input's grid; the format follows the suffix (.dcm: a
+        DICOM-SEG referencing the input series) unless format='dicom-seg' forces it."""
+        return write_labels(self.labels, self.image, path, format=format, model=self.report.get("model"))
 
     def save_report(self, path) -> Path:
         path = Path(path)

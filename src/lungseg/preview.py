@@ -24,13 +24,35 @@ def _window(ct: CTImage) -> tuple[float, float]:
 
 
 def _centre(labels: np.ndarray) -> tuple[int, int, int]:
-    """Slice indices through the middle of the lungs (or of the volume when empty)."""
+    """Slice indices through the largest nodule when there is one (a preview that misses the
+    finding a reader looks for shows the wrong thing), else through the middle of the lungs (or
+    of the volume when empty)."""
+    nodule = _largest_nodule(labels)
+    if nodule is not None:
+        return nodule
     fg = np.argwhere(labels > 0)
     if len(fg) == 0:
         return tuple(s // 2 for s in labels.shape)
     # the axial slice with the most lung shows both lungs best
     z = int(np.argmax((labels > 0).sum(axis=(1, 2))))
     y, x = np.median(fg[:, 1:], axis=0).astype(int)
+    return z, int(y), int(x)
+
+
+def _largest_nodule(labels: np.ndarray) -> tuple[int, int, int] | None:
+    """(z, y, x) through the largest connected label-3 region: the axial slice where it is widest,
+    the coronal and sagittal planes through its centroid."""
+    import cc3d
+
+    nodules = labels == 3
+    if not nodules.any():
+        return None
+    components = cc3d.connected_components(nodules, connectivity=26)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    voxels = np.argwhere(components == int(np.argmax(sizes)))
+    z = int(np.bincount(voxels[:, 0]).argmax())
+    y, x = np.rint(voxels[:, 1:].mean(axis=0)).astype(int)
     return z, int(y), int(x)
 
 

@@ -6,14 +6,22 @@ import sys
 from ..errors import LungsegError
 
 EPILOG = """\
-PRED and REF are label files (NIfTI, NRRD, MHA, PNG, NPY) or folders of them, paired by case name
-(suffixes such as -msk, _seg, _label, _pred, _0000 are ignored). Label maps default to lungseg's
-convention 1 right lung, 2 left lung, 3 nodule; other references need --ref-map, e.g.
+PRED and REF are label files (NIfTI, NRRD, MHA, PNG, NPY, DICOM-SEG .dcm) or folders of them, paired
+by case name (suffixes such as -msk, _seg, _label, _pred, _0000 are ignored). Label maps default to
+lungseg's convention 1 right lung, 2 left lung, 3 nodule; other references need --ref-map, e.g.
   --ref-map binary   any non-zero voxel is lung (both lungs only: CIP wholeLung-64)
   --ref-map imlab    soft 0..255 masks, lung = value > 127.5 (imlab3d)
   --ref-map nodule   nodule-only masks (LIDC slices)
   --ref-map cip      CIP ChestConventions codes (right/left from the region bits)
   --ref-map '255:both' or '1:right,2:left,3-9:nodule' for anything else.
+A DICOM-SEG becomes a label map by its segments' codes when each is a right lung, left lung or
+nodule/neoplasm (SNOMED CT Lung 39607008 with modifier Right 24028007 / Left 7771000, Right lung
+3341006, Left lung 44029006; Nodule 27925004, Neoplasm 108369006, Mass 4147007, Lesion 52988006 and
+the like): lungseg's own SEGs (`lungseg segment ... -o mask.dcm`) and IDC's lung SEGs read as 1/2/3.
+Any other SEG reads as label = segment number (map those with --ref-map/--pred-map). Where segments
+overlap the higher label wins (a nodule inside a lung segment stays a nodule). A SEG stores frames
+only where a segment is present: it is placed on its partner's grid (same spacing and orientation,
+slices matched by position), zeros elsewhere.
 Outputs in DIR: per_case.csv/json, summary.csv/json (mean and patient-bootstrap 95% CI),
 lesions.csv, PNG plots, overlays/ and report.html.
 

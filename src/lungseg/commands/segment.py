@@ -19,7 +19,12 @@ def add_parser(sub) -> None:
                     "MHA/MHD, PNG/JPG/TIFF or NPY/NPZ, or a folder of such files (batch mode).")
     p.add_argument("input", help="scan file or folder")
     p.add_argument("-o", "--output", required=True,
-                   help="mask file (.nii.gz, .nii, .nrrd, .mha, .mhd, .png for 2D, .npy); a folder in batch mode")
+                   help="mask file (.nii.gz, .nii, .nrrd, .mha, .mhd, .png for 2D, .npy; .dcm = DICOM-SEG for "
+                        "DICOM input); a folder in batch mode")
+    p.add_argument("--format", choices=["dicom-seg"],
+                   help="write the mask in this format whatever the suffix of -o: dicom-seg = one DICOM "
+                        "Segmentation (BINARY, SNOMED-coded segments) referencing the input DICOM series "
+                        "(default: from the suffix; in batch mode <case>.dcm for each DICOM zip)")
     p.add_argument("--model", default="default", help="classical | default | path to a checkpoint (default: default)")
     p.add_argument("--report", metavar="JSON", help="write volumes, emphysema index and nodules as JSON")
     p.add_argument("--preview", metavar="PNG", help="write a PNG with axial/coronal/sagittal overlays")
@@ -76,10 +81,17 @@ def _parse_shard(text: str | None):
 
 def _segment_one(src: Path, out: Path, args, report, preview, probabilities, model=None) -> None:
     from ..api import segment
+    from ..io import suffix_of
 
+    fmt = getattr(args, "format", None)
+    if fmt == "dicom-seg" or suffix_of(out) == ".dcm":
+        from ..io.dicom_seg import NEEDS_DICOM, may_be_dicom
+
+        if not may_be_dicom(src):  # before the segmentation, not after it
+            raise LungsegError(f"{NEEDS_DICOM} ({src.name} is not DICOM)")
     result = segment(src, model=model or args.model, postprocess=not args.no_postprocess, device=args.device,
                      intensity=args.intensity, **network_options(args))
-    result.save(out)
+    result.save(out, format=fmt)
     if report:
         result.save_report(report)
     if preview:
@@ -134,6 +146,8 @@ def _case_outputs(src: Path, out_dir: Path, args) -> dict[str, Path | None]:
 
     name = _case_name(src)
     ext = ".png" if suffix_of(src) in {".png", ".jpg", ".jpeg", ".tif", ".tiff"} else ".nii.gz"
+    if getattr(args, "format", None) == "dicom-seg":
+        ext = ".dcm"
     return {"mask": out_dir / f"{name}{ext}",
             "report": out_dir / f"{name}.report.json" if args.report else None,
             "preview": out_dir / f"{name}.preview.png" if args.preview else None,

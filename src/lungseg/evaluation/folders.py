@@ -103,7 +103,7 @@ def evaluate_folders(pred_dir, ref_dir, out_dir, label_map=None, *, pred_map=Non
     Writes per_case.csv/json, lesions.csv, summary.csv/json, PNG plots, overlays/ and report.html;
     returns the summary.json content.
     """
-    from .cases import check_same_grid, list_cases, pair_cases, read_label_image
+    from .cases import list_cases, pair_cases, read_pair
     from .labelmaps import parse_label_map
 
     ref_map, p_map = parse_label_map(label_map), parse_label_map(pred_map)
@@ -127,10 +127,7 @@ def evaluate_folders(pred_dir, ref_dir, out_dir, label_map=None, *, pred_map=Non
 
     def cases():
         for name, pred_path, ref_path in pairs + [(m, None, refs[m]) for m in missing]:
-            ref = read_label_image(ref_path)
-            pred = read_label_image(pred_path) if pred_path else None
-            if pred is not None:
-                check_same_grid(name, pred, ref)
+            pred, ref = read_pair(name, pred_path, ref_path)
             spacing_zyx = spacing_zyx_override or ref.spacing_zyx
             if not ref.has_geometry and not spacing_zyx_override:
                 meta_unknown.append(name)
@@ -169,7 +166,7 @@ def evaluate_folders(pred_dir, ref_dir, out_dir, label_map=None, *, pred_map=Non
 def _robustness(segment_fn, pairs, refs, ref_map, images_dir, scored, n_cases, out_dir, figures, log) -> dict:
     """Dice of segment_fn under intensity shift/scale/noise on the first n_cases CTs."""
     from ..io import read_ct
-    from .cases import case_name, list_cases, read_label_image
+    from .cases import align_to, case_name, list_cases, read_label_image
     from .robustness import default_classes, robustness_curve
     from .tables import write_json
 
@@ -180,7 +177,8 @@ def _robustness(segment_fn, pairs, refs, ref_map, images_dir, scored, n_cases, o
     if not chosen:
         raise LungsegError(f"--robustness: no case has a CT image in {images_dir}")
     cts = [read_ct(images[c]) for c in chosen]
-    refs_arr = [ref_map.apply(read_label_image(refs[c]).array, "reference", c) for c in chosen]
+    refs_arr = [ref_map.apply(align_to(read_label_image(refs[c]), ct).array, "reference", c)
+                for c, ct in zip(chosen, cts, strict=True)]
     classes = [c for c in default_classes(refs_arr[0]) if c in scored and c != "nodule"]
     if not classes:
         raise LungsegError("--robustness scores lung classes; the references have none")

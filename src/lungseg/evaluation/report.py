@@ -54,7 +54,7 @@ def write_overlays(folder: Path, summary: dict, rows, meta: dict, images_dir, lo
     """Overlays of the best, median and worst case by mean Dice; [(pick, case, path)]."""
     import numpy as np
 
-    from .cases import case_name, list_cases, read_label_image
+    from .cases import case_name, list_cases, read_pair
     from .folders import case_scores, pick_cases
     from .labelmaps import parse_label_map
 
@@ -69,9 +69,9 @@ def write_overlays(folder: Path, summary: dict, rows, meta: dict, images_dir, lo
     out = []
     for pick, case in pick_cases(scores):
         m = meta[case]
-        ref = ref_map.apply(read_label_image(m["ref"]).array, "reference", case)
-        pred = (pred_map.apply(read_label_image(m["pred"]).array, "prediction", case) if m["pred"]
-                else np.zeros_like(ref))
+        pred_img, ref_img = read_pair(case, m["pred"], m["ref"])
+        ref = ref_map.apply(ref_img.array, "reference", case)
+        pred = pred_map.apply(pred_img.array, "prediction", case) if pred_img is not None else np.zeros_like(ref)
         ct, is_hu = _image_for(case, images, ref.shape, summary)
         from .overlays import overlay_figure
 

@@ -77,7 +77,12 @@ def read_ct(path, intensity: str = "auto", validate: bool = True) -> CTImage:
 
 
 def read_labels(path) -> CTImage:
-    """A label map (mask) on the canonical grid; an all-zero mask is legal. Values are rounded."""
+    """A label map (mask) on the canonical grid; an all-zero mask is legal. Values are rounded.
+    A DICOM-SEG gives lungseg labels on the grid of its frames only (meta['partial_extent'])."""
+    from .dicom_seg import is_dicom_seg, read_dicom_seg
+
+    if Path(path).is_file() and suffix_of(Path(path)) in DICOM_SUFFIXES and is_dicom_seg(path):
+        return read_dicom_seg(path)
     ct = read_ct(path, intensity="image", validate=False)
     ct.array = np.rint(ct.array).astype(np.float32)
     return ct
@@ -186,7 +191,10 @@ def _dicom_header(filename: str):
 
 
 def _read_dicom_files(files: list[str], source: Path) -> CTImage:
-    ds = _dicom_header(files[0])
+    # every header now (~0.5 ms a file), while the files exist: a zip's scratch folder is gone
+    # before a DICOM-SEG writer needs the series' UIDs and slice positions
+    headers = [_dicom_header(f) for f in files]
+    ds = headers[0]
     modality = str(getattr(ds, "Modality", "") or "")
     if modality and modality.upper() != "CT":
         raise LungsegError(f"DICOM modality is {modality}, not CT: {source} (lungseg segments CT only)")
@@ -199,7 +207,8 @@ def _read_dicom_files(files: list[str], source: Path) -> CTImage:
     ct.is_2d = len(files) == 1
     ct.meta.update(modality=modality or "unknown (tag missing)", n_files=len(files),
                    series_uid=str(getattr(ds, "SeriesInstanceUID", "")),
-                   patient_id=str(getattr(ds, "PatientID", "")))
+                   patient_id=str(getattr(ds, "PatientID", "")),
+                   dicom_headers=headers)  # pydicom Datasets without pixel data, in `files` order
     # Pixel values after RescaleSlope/Intercept are HU for CT; an image without rescale tags
     # whose values do not look like HU (e.g. secondary captures) falls back to image mode.
     if not hasattr(ds, "RescaleIntercept") and not looks_like_hu(ct.array):

@@ -15,7 +15,8 @@ from .ctimage import CTImage
 from .readers import suffix_of
 
 ITK_SUFFIXES = {".nii", ".nii.gz", ".nrrd", ".mha"}
-MASK_SUFFIXES = ITK_SUFFIXES | {".mhd", ".png", ".npy"}
+MASK_SUFFIXES = ITK_SUFFIXES | {".mhd", ".png", ".npy", ".dcm"}  # .dcm: DICOM-SEG (dicom_seg.py)
+MASK_FORMATS = ("dicom-seg",)  # formats that may be forced whatever the suffix
 
 
 @contextlib.contextmanager
@@ -49,16 +50,23 @@ def _write_itk(img: sitk.Image, path: Path) -> None:
         sitk.WriteImage(img, str(tmp), True)
 
 
-def write_labels(labels: np.ndarray, ref: CTImage, path) -> Path:
-    """Write a canonical-grid label map on the reference's original grid; format from suffix."""
+def write_labels(labels: np.ndarray, ref: CTImage, path, format: str | None = None, model: str | None = None) -> Path:
+    """Write a canonical-grid label map on the reference's original grid; format from the suffix
+    unless `format` ('dicom-seg') forces one. `model` names the algorithm in a DICOM-SEG."""
     path = Path(path)
     suffix = suffix_of(path)
-    if suffix not in MASK_SUFFIXES:
+    if format is not None and format not in MASK_FORMATS:
+        raise LungsegError(f"unknown mask format '{format}' (use one of: {', '.join(MASK_FORMATS)})")
+    if suffix not in MASK_SUFFIXES and format is None:
         raise LungsegError(f"cannot write mask as '{suffix or path.name}' (use one of: "
                            f"{', '.join(sorted(MASK_SUFFIXES))})")
     labels = np.asarray(labels, dtype=np.uint8)
     if labels.shape != ref.shape:
         raise ValueError(f"label map shape {labels.shape} differs from image {ref.shape}")
+    if format == "dicom-seg" or suffix == ".dcm":
+        from .dicom_seg import write_dicom_seg
+
+        return write_dicom_seg(labels, ref, path, model=model)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".png", ".npy"):
         if labels.shape[0] != 1 and suffix == ".png":

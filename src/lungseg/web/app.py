@@ -159,6 +159,17 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         media = "image/png" if name.endswith(".png") else "application/gzip"
         return _download(job, "mask", media, f"{job.stem}_mask{name[4:]}")
 
+    @app.get("/api/jobs/{job_id}/dicom-seg", tags=["results"], responses={
+        200: {"content": {"application/dicom": {}},
+              "description": "DICOM uploads only: the mask as one DICOM Segmentation (BINARY; segments 1 right lung, "
+                             "2 left lung, 3 nodule, SNOMED CT coded) referencing the uploaded series"},
+        **_errors(404, 409)})
+    def dicom_seg(job_id: str) -> FileResponse:
+        job = _done(store, job_id)
+        if "dicom_seg" not in job.outputs:
+            raise HTTPException(404, "a DICOM-SEG is written for DICOM uploads only (it references the series)")
+        return _download(job, "dicom_seg", "application/dicom", f"{job.stem}_seg.dcm")
+
     @app.get("/api/jobs/{job_id}/report", response_model=Report, tags=["results"], responses=_errors(404, 409))
     def report(job_id: str) -> JSONResponse:
         """Lung volumes, mean HU, emphysema index, nodules and warnings."""
@@ -237,7 +248,7 @@ def _swagger_assets() -> str | None:
 
 
 _ROUTE = {"mask": "mask", "report": "report", "preview": "preview.png", "probabilities": "probabilities",
-          "low_confidence": "low-confidence"}
+          "low_confidence": "low-confidence", "dicom_seg": "dicom-seg"}
 
 
 def _receive(file: UploadFile, job: Job, limit: int) -> Path:

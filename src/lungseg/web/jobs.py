@@ -27,6 +27,7 @@ OUTPUT_FILES = {  # name in the API -> file in the job folder (mask depends on 2
     "preview": "preview.png",
     "probabilities": "probabilities.nii.gz",
     "low_confidence": "low_confidence.nii.gz",
+    "dicom_seg": "mask.dcm",  # DICOM uploads only: the mask as a DICOM-SEG referencing the series
 }
 
 
@@ -155,6 +156,8 @@ class JobStore:
         result.save(out / mask_name)
         outputs = {"mask": mask_name, "report": OUTPUT_FILES["report"], "preview": OUTPUT_FILES["preview"]}
         result.save_report(out / outputs["report"])
+        if self._save_dicom_seg(job, result):
+            outputs["dicom_seg"] = OUTPUT_FILES["dicom_seg"]
         if result.probabilities is not None:
             result.save_probabilities(out / OUTPUT_FILES["probabilities"])
             outputs["probabilities"] = OUTPUT_FILES["probabilities"]
@@ -166,6 +169,20 @@ class JobStore:
         job.viewer = write_viewer_data(result.image, result.labels, result.low_confidence, out)
         job.outputs = outputs
         return result
+
+    def _save_dicom_seg(self, job: Job, result) -> bool:
+        """The SEG beside the NIfTI mask for a DICOM upload; a series that cannot carry one (e.g.
+        multi-frame CT) still gives its other results, and the server log says why."""
+        from ..io.dicom_seg import DICOM_FORMATS
+
+        if result.image.format not in DICOM_FORMATS:
+            return False
+        try:
+            result.save(job.dir / OUTPUT_FILES["dicom_seg"], format="dicom-seg")
+        except LungsegError as e:
+            log.warning("job %s: no DICOM-SEG: %s", job.id, e)
+            return False
+        return True
 
     def _draw_preview(self, job: Job, result) -> None:
         try:

@@ -36,7 +36,8 @@ class JobStatus(BaseModel):
     model: str | None = None
     is_2d: bool | None = None
     downloads: dict[str, str] = Field(default_factory=dict,
-                                      description="result name -> URL (mask, report, preview, probabilities, low_confidence)")
+                                      description="result name -> URL (mask, report, preview, probabilities, "
+                                                  "low_confidence, dicom_seg for DICOM uploads)")
 
 
 class LungStats(BaseModel):

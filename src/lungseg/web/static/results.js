@@ -64,6 +64,7 @@ const DOWNLOADS = [
   ["preview", "Preview", () => "PNG"],
   ["probabilities", "Probability map", () => "NIfTI"],
   ["low_confidence", "Low-confidence map", () => "NIfTI"],
+  ["dicom_seg", "Mask as DICOM-SEG", () => "DICOM"],  // DICOM uploads only
 ];
 
 export function renderDownloads(container, status) {
