@@ -53,7 +53,10 @@ class WithTestNodule(ClassicalWithConfidence):
         zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in labels.shape)]
         ball = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 <= 4
         labels[ball & (labels == 2)] = 3
-        return SegmenterOutput(labels, out.probabilities, out.low_confidence)
+        found = np.flatnonzero(labels == 3)
+        return SegmenterOutput(labels, out.probabilities, out.low_confidence, nodule_voxels=found,
+                               nodule_voxel_scores=np.full(len(found), 0.87),
+                               detection_score_meaning="detection_score: how likely a nodule (test)")
 
 
 def drop_file(page, selector: str, path: Path) -> None:
@@ -141,6 +144,9 @@ def test_upload_view_change_slices_and_download(tmp_path):
             assert canvas_pixels(page, "axial") != with_overlay
             page.check("#overlay")
 
+            # the nodule's detection score is in the table, its meaning in the cell's title
+            score_cell = "#nodule-table tbody tr:first-child td:last-child"
+            assert page.inner_text(score_cell) == "0.87" and "how likely" in page.get_attribute(score_cell, "title")
             # click the nodule -> all panes jump to it
             page.click("#nodule-table tbody tr:first-child")
             cz, cy, cx = (round(c) for c in nodule["centroid_index_zyx"])

@@ -56,6 +56,8 @@ class Nodule(BaseModel):
     volume_ml: float
     slice_range: list[int] = Field(description="[first, last] axial slice (canonical grid)")
     centroid_index_zyx: list[float]
+    detection_score: float | None = Field(None, description="0-1: how likely the finding is a nodule or tumour "
+                                                            "(not a malignancy score)")
 
 
 class Report(BaseModel):

@@ -40,7 +40,8 @@ export function renderNodules(table, empty, report, onPick) {
     const row = el("tr", { class: "clickable", tabindex: "0", title: "show this nodule in all panes" },
       el("td", {}, n.id), el("td", {}, n.side),
       el("td", {}, fmt(n.diameter_mm, 1)), el("td", {}, fmt(n.volume_ml * 1000, 0)),
-      el("td", {}, `${n.slice_range[0] + 1}–${n.slice_range[1] + 1}`));
+      el("td", {}, `${n.slice_range[0] + 1}–${n.slice_range[1] + 1}`),
+      el("td", { title: report.detection_score || "" }, fmt(n.detection_score, 2)));
     const pick = () => {
       for (const r of body.rows) r.classList.remove("selected");
       row.classList.add("selected");
