@@ -27,11 +27,56 @@ from tqdm import tqdm
 FP_BUDGET_PER_SCAN = 1.0
 
 
-def augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def crafted_shapes(backgrounds: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n patches painted on candidate backgrounds: half straight vessels (a tube of radius 1.5-6 mm
+    through the centre, mostly cranio-caudal, the candidate a 5-20 mm stretch of it: label 0),
+    half nodules (an ellipsoid of radius 1.5-12 mm, axes within 0.7-1.3: label 1). Soft tissue
+    (40 HU) with a partial-volume edge. Teaches the scorer the one thing that tells an end-on
+    vessel from a nodule: its extent along the vessel."""
+    from lungseg.inference.patches import PATCH, PATCH_MM, normalise_hu
+
+    grid = (np.indices((PATCH,) * 3).reshape(3, -1).T - (PATCH - 1) / 2) * PATCH_MM  # (z, y, x) mm
+    tissue = float(normalise_hu(np.array([40.0]))[0])
+    out = np.empty((n, 2, PATCH, PATCH, PATCH), np.float16)
+    labels = np.zeros(n, np.int8)
+    for k in range(n):
+        bg = backgrounds[rng.integers(len(backgrounds))][0].astype(np.float32).ravel()
+        if k % 2 == 0:  # a tube
+            d = rng.normal(size=3) * np.array([3.0, 1.0, 1.0])  # mostly along z: seen end-on
+            d /= np.linalg.norm(d)
+            r = rng.uniform(1.5, 6.0)
+            t = grid @ d
+            dist = np.linalg.norm(grid - np.outer(t, d), axis=1)
+            candidate = (dist <= r) & (np.abs(t) <= rng.uniform(2.5, 10.0))
+        else:  # a nodule
+            r = rng.uniform(1.5, 12.0) * rng.uniform(0.7, 1.3, 3)
+            dist = np.linalg.norm(grid / r, axis=1) * r.mean()
+            r = r.mean()
+            candidate = dist <= r
+            labels[k] = 1
+        alpha = np.clip(r + 0.6 - dist, 0.0, 1.0)  # ~1 mm partial-volume rim
+        out[k, 0] = (bg * (1 - alpha) + tissue * alpha).reshape((PATCH,) * 3)
+        out[k, 1] = candidate.reshape((PATCH,) * 3)
+    return out, labels
+
+
+def augment(x: torch.Tensor, rng: np.random.Generator, intensity: bool = False) -> torch.Tensor:
+    """Mirrors and in-plane quarter turns; with `intensity`, scanner-like changes of the CT
+    channel too (contrast +-10 %, level +-35 HU, noise up to 35 HU). Tried: validation phantom AP
+    0.495 vs 0.479 without, but LIDC-IDRI-0003 CPM 0.429 vs 0.524: not used for the shipped one."""
     dims = [d for d in (2, 3, 4) if rng.random() < 0.5]
     if dims:
         x = torch.flip(x, dims)
-    return torch.rot90(x, int(rng.integers(4)), dims=(3, 4))
+    x = torch.rot90(x, int(rng.integers(4)), dims=(3, 4))
+    if not intensity:
+        return x
+    x = x.clone()
+    n = x.shape[0]
+    scale = torch.from_numpy(rng.uniform(0.9, 1.1, (n, 1, 1, 1)).astype(np.float32))
+    shift = torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 1, 1, 1)).astype(np.float32))
+    sigma = torch.from_numpy(rng.uniform(0.0, 0.05, (n, 1, 1, 1)).astype(np.float32))
+    x[:, 0] = x[:, 0] * scale + shift + torch.randn_like(x[:, 0]) * sigma
+    return x
 
 
 def predict(model, patches: np.ndarray, batch: int = 128) -> np.ndarray:
@@ -69,11 +114,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crafted", type=int, default=3000, help="crafted tube/nodule patches added to training")
+    ap.add_argument("--intensity-augment", action="store_true")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     train, val = np.load(args.train), np.load(args.val)
     x, y = train["patches"], train["labels"].astype(np.float32)
+    if args.crafted:
+        cx, cy = crafted_shapes(x[y == 0], args.crafted, rng)
+        x, y = np.concatenate([x, cx]), np.concatenate([y, cy.astype(np.float32)])
     xv, yv = val["patches"], val["labels"]
     val_mean_p = val["meta"][:, 2]  # the nodule network's mean probability over each candidate
     n_val_scans = len(np.unique(val["meta"][:, 0]))
@@ -87,7 +137,7 @@ def main() -> None:
         model.train()
         for _ in range(args.steps):
             idx = rng.choice(len(y), size=args.batch, p=weights)
-            xb = augment(torch.from_numpy(x[idx].astype(np.float32)), rng)
+            xb = augment(torch.from_numpy(x[idx].astype(np.float32)), rng, args.intensity_augment)
             loss = loss_fn(model(xb)[:, 0], torch.from_numpy(y[idx]))
             opt.zero_grad()
             loss.backward()
@@ -108,7 +158,8 @@ def main() -> None:
             "validation": {"average_precision": best[0], "epoch": best[1], "n_candidates": int(len(yv)),
                            "n_nodules": int(yv.sum()), "n_scans": n_val_scans, **point},
             "training": {"n_candidates": int(len(y)), "n_nodules": int(y.sum()), "epochs": args.epochs,
-                         "steps": args.steps, "batch": args.batch, "minutes": (time.time() - start) / 60,
+                         "steps": args.steps, "batch": args.batch, "crafted": args.crafted,
+                         "intensity_augment": args.intensity_augment, "minutes": (time.time() - start) / 60,
                          "train_data": str(args.train), "val_data": str(args.val)},
             "history": history}
     save_scorer(model, args.out, meta)

@@ -1,0 +1,126 @@
+"""The candidate-scoring stage: the shipped 3D CNN scorer tells a nodule from a vessel, its
+operating point, its runtimes, its training script, and the report's detection_score."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_path
+from lungseg.inference.candidates import Candidates
+from lungseg.inference.patches import PATCH, candidate_patches
+from lungseg.inference.pipeline import SCORER
+from lungseg.io import CTImage
+
+needs_scorer = pytest.mark.skipif(not SCORER.exists(), reason="no shipped candidate scorer")
+SPACING = (0.8, 0.8, 1.25)  # x, y, z mm
+
+
+def _sphere_and_tube(radius_mm=4.0):
+    """Lung (-850 HU) holding a solid sphere and a vessel of the same radius running along z (seen
+    end-on in every axial slice: a round blob, like the sphere, in 2D)."""
+    shape = (96, 96, 160)  # z, y, x
+    z, y, x = np.indices(shape, dtype=np.float32)
+    zz, yy, xx = z * SPACING[2], y * SPACING[1], x * SPACING[0]
+    sphere = (xx - 40) ** 2 + (yy - 38) ** 2 + (zz - 60) ** 2 <= radius_mm ** 2
+    tube = (xx - 88) ** 2 + (yy - 38) ** 2 <= radius_mm ** 2
+    hu = np.full(shape, -850.0, np.float32) + np.random.default_rng(0).normal(0, 15, shape).astype(np.float32)
+    hu[sphere | tube] = 40.0
+    ct = CTImage.from_array(hu, spacing=SPACING)
+    # the candidate the segmentation network would propose for the tube: the stretch of it on ~12 slices
+    tube_candidate = tube & (np.abs(zz - 60) <= 7.5)
+    ids = np.zeros(shape, np.int32)
+    ids[sphere], ids[tube_candidate] = 1, 2
+    coords = np.nonzero(ids)
+    cands = Candidates(tuple(slice(0, s) for s in shape), coords, np.ones(len(coords[0])), ids[coords],
+                       np.array([0.0, 0.9, 0.9]), np.array([0.0, 1.0, 1.0]))
+    return ct, cands
+
+
+def test_patches_are_isotropic_and_centred():
+    ct, cands = _sphere_and_tube()
+    p = candidate_patches(ct.array, ct.spacing_zyx, cands.box, cands.coords, cands.ids, [1, 2])
+    assert p.shape == (2, 2, PATCH, PATCH, PATCH)
+    # the sphere (8 mm across = 6.4 patch voxels of 1.25 mm) sits in the middle of its patch, both channels
+    mid = PATCH // 2
+    assert p[0, 1, mid - 1:mid + 1, mid - 1:mid + 1, mid - 1:mid + 1].all() and p[0, 1].sum() < 8 ** 3
+    assert p[0, 0, mid, mid, mid] > 0.4 and p[0, 0, 0, 0, 0] < -0.6  # soft tissue vs lung, normalised
+    # the tube runs through its patch from top to bottom in the CT channel, only its stretch is the candidate
+    assert (p[1, 0, :, mid, mid] > 0.4).all() and not p[1, 1, 0, mid, mid] and p[1, 1, mid, mid, mid]
+
+
+@needs_scorer
+def test_sphere_scores_above_a_tube_of_the_same_radius():
+    from lungseg.inference.scoring import NetworkScorer
+
+    ct, cands = _sphere_and_tube()
+    scorer = NetworkScorer(SCORER)
+    scores = scorer.score(cands, ct)
+    assert scores[1] > scores[2] + 0.3
+    assert scorer.keep(cands, scores).tolist() == [False, True, False]
+
+
+@needs_scorer
+def test_openvino_and_torch_scores_agree():
+    pytest.importorskip("openvino")
+    from lungseg.inference.scoring import NetworkScorer
+
+    ct, cands = _sphere_and_tube()
+    ov = NetworkScorer(SCORER).score(cands, ct)
+    pt = NetworkScorer(SCORER, runtime="torch").score(cands, ct)
+    np.testing.assert_allclose(ov, pt, atol=1e-4)
+
+
+@needs_scorer
+def test_operating_point_comes_with_the_weights_and_the_threshold_overrides_it():
+    from lungseg.inference.pipeline import DefaultSegmenter
+
+    meta = json.loads(SCORER.with_suffix(".json").read_text())
+    assert 0 < meta["operating_point"] < 1 and "validation phantoms" in meta["operating_point_rule"]
+    assert meta["validation"]["val_false_per_scan"] <= 1.0
+    seg = DefaultSegmenter()
+    assert seg.nodule.scorer.name == "candidate-cnn" and seg.nodule.scorer.min_score == meta["operating_point"]
+    assert DefaultSegmenter(nodule_threshold=0.0).nodule.scorer.min_score == 0.0
+    assert DefaultSegmenter(scorer="probability").nodule.scorer.name == "mean-probability"
+
+
+def test_training_script_writes_loadable_weights(tmp_path):
+    """A tiny run on random patches: .pt, .onnx and .json beside each other, and a scorer that loads."""
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 24), ("val", 12)):
+        labels = (np.arange(n) % 4 == 0).astype(np.int8)
+        np.savez(tmp_path / f"{name}.npz", patches=rng.normal(size=(n, 2, PATCH, PATCH, PATCH)).astype(np.float16),
+                 labels=labels, meta=np.stack([np.arange(n) % 2, np.arange(n), np.zeros(n), np.ones(n)], axis=1))
+    out = tmp_path / "scorer.pt"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "train_scorer.py"), "--train", str(tmp_path / "train.npz"),
+                        "--val", str(tmp_path / "val.npz"), "--out", str(out), "--epochs", "2", "--steps", "2",
+                        "--batch", "4"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["validation"]["n_scans"] == 2 and len(meta["history"]) == 2
+    from lungseg.inference.scoring import NetworkScorer
+
+    ct, cands = _sphere_and_tube()
+    for runtime in ("torch", "auto"):
+        scores = NetworkScorer(out, runtime=runtime).score(cands, ct)
+        assert scores.shape == (3,) and scores[0] == 0 and ((scores[1:] > 0) & (scores[1:] < 1)).all()
+
+
+@pytest.fixture(scope="module")
+def lidc_result():
+    import lungseg
+
+    return lungseg.segment(shared_path("whole_scans/LIDC-IDRI-0003/LIDC-IDRI-0003.zip"))
+
+
+@pytest.mark.shared
+def test_report_gives_every_nodule_a_detection_score_and_says_what_it_means(lidc_result):
+    report = lidc_result.report
+    assert "not a malignancy score" in report["detection_score"]
+    assert report["nodules"], "the shipped model lists the large nodule of LIDC-IDRI-0003"
+    threshold = lidc_result.report.get("nodule_operating_point")
+    for nodule in report["nodules"]:
+        assert 0 <= nodule["detection_score"] <= 1
+        if threshold is not None:
+            assert nodule["detection_score"] >= threshold - 1e-3
