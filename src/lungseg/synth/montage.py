@@ -72,18 +72,7 @@ def render_montage(cases, path, titles: list[str] | None = None, dpi: int = 110)
             f"seed {p['seed']} {p['difficulty']}\n{case.ct.shape[2]}x{case.ct.shape[1]}x{case.ct.shape[0]} "
             f"{case.ct.spacing[0]:.2f}x{case.ct.spacing[2]:.2f} mm")
         axes[0, j].set_title(title, color="w", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for s in ax.spines.values():
-            s.set_visible(False)
-    fig.tight_layout(pad=0.4)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, facecolor="black")
-    plt.close(fig)
-    return path
+    return _save_black(fig, axes, path, dpi)
 
 
 DOC_CASES = [  # (seed, overrides, title) of the docs picture: clean, contrast, hard, thick slices
@@ -202,12 +191,19 @@ def vessel_montage(cases, path, titles: list[str] | None = None, dpi: int = 110)
             _panel(axes[j, 3], case, z, c, SOFT_TISSUE_WINDOW, [], None, f"same, window L40/W250{extra}")
         if titles:
             axes[j, 0].set_ylabel(titles[j], color="w", fontsize=9)
+    return _save_black(fig, axes, path, dpi, h_pad=1.2)
+
+
+def _save_black(fig, axes, path, dpi, **layout) -> Path:
+    """Bare panels on black, written atomically."""
+    import matplotlib.pyplot as plt
+
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
         for s in ax.spines.values():
             s.set_visible(False)
-    fig.tight_layout(pad=0.4, h_pad=1.2)
+    fig.tight_layout(pad=0.4, **layout)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
