@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # installed name -> training stages (config, run folder); the last stage is installed
     "lung_hu": [("configs/default_lung.yaml", "runs/default_lung_hu"),
-                ("configs/default_lung_finetune.yaml", "runs/default_lung_hu_finetune")],
+                ("configs/default_lung_finetune.yaml", "runs/default_lung_hu_finetune"),
+                ("configs/default_lung_tumours.yaml", "runs/default_lung_hu_tumours")],
     "nodule": [("configs/default_nodule.yaml", "runs/default_nodule")],
     "lung_image": [("configs/default_lung_image.yaml", "runs/default_lung_image")],
 }
