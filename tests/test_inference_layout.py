@@ -1,5 +1,7 @@
-"""The inference package: no import circle, stages in order, and the same masks as before the
-package existed (masks recorded by scripts/record_reference_masks.py with the pre-package code)."""
+"""The inference package: no import circle, stages in order, and `lungseg segment`'s masks kept
+(tests/data/reference_masks, written by scripts/record_reference_masks.py: first with the code
+before the package existed, which the package reproduced voxel for voxel; re-recorded when the
+lung model was retrained on purpose)."""
 import ast
 from pathlib import Path
 
@@ -78,7 +80,7 @@ def test_inference_package_has_no_import_circle():
 def test_stages_import_only_downwards():
     """Lower stages never import higher ones; runtimes know nothing of the stages."""
     graph = import_graph(PACKAGE / "inference")
-    order = ["output", "tta", "runtimes", "network", "lungs", "scoring", "candidates", "postprocessing",
+    order = ["output", "tta", "patches", "runtimes", "network", "lungs", "scoring", "candidates", "postprocessing",
              "report", "pipeline", "resolve"]
     rank = {f"lungseg.inference.{name}": i for i, name in enumerate(order)}
 
