@@ -63,7 +63,12 @@ class NetworkScorer:
         self.meta = json.loads(weights.with_suffix(".json").read_text())
         self.min_score = float(self.meta["operating_point"]) if min_score is None else min_score
         self.min_inside = min_inside
-        self._run = _patch_runner(weights, runtime)
+        self._weights, self._runtime, self._runner = weights, runtime, None
+
+    def _run(self, patches: np.ndarray) -> np.ndarray:
+        if self._runner is None:  # compiled on first use: coarse scans never search for nodules
+            self._runner = _patch_runner(self._weights, self._runtime)
+        return self._runner(patches)
 
     def score(self, candidates, ct) -> np.ndarray:
         from .patches import candidate_patches
