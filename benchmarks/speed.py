@@ -132,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", nargs=3, type=int, default=[512, 512, 300], metavar=("X", "Y", "Z"))
     ap.add_argument("--model", default="default")
-    ap.add_argument("--skip-lungmask", action="store_true")
+    ap.add_argument("--skip-lungmask", action="store_true", help="(lungmask comes with pip install -e '.[bench]')")
     ap.add_argument("--skip-real", action="store_true", help="synthetic volume only")
     ap.add_argument("--repeats", type=int, default=3, help="runs of ours (the median is reported)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "speed.json")
