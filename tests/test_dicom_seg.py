@@ -162,15 +162,20 @@ def round_trip(series, out, model: str) -> tuple:
 
 
 # ---- segment -> SEG ----------------------------------------------------------------------------
-def test_cip_series_classical_round_trip(tmp_path):
-    series = shared_path(CIP_SERIES)
-    seg, nii = round_trip(series, tmp_path, "classical")
+def check_classical_seg(seg, nii, series):
+    """Every check on a SEG that `--model classical` wrote from this series."""
     sources = source_headers(series)
     check_references_and_codes(seg, sources, "classical")
     check_frames_against_nifti(seg, nii, sources)
     check_lungseg_reader(seg, nii)
     check_pydicom_seg(seg, nii)
     check_dciodvfy(seg)
+
+
+def test_cip_series_classical_round_trip(tmp_path):
+    series = shared_path(CIP_SERIES)
+    seg, nii = round_trip(series, tmp_path, "classical")
+    check_classical_seg(seg, nii, series)
 
 
 def test_cip_series_default_model_round_trip(tmp_path):
@@ -187,12 +192,7 @@ def test_feet_first_shuffled_series_round_trip(feet_first, tmp_path):
     series, _ = feet_first
     seg, nii = round_trip(series, tmp_path, "classical")
     assert np.isin(sitk.GetArrayFromImage(sitk.ReadImage(str(nii))), (1, 2)).any()
-    sources = source_headers(series)
-    check_references_and_codes(seg, sources, "classical")
-    check_frames_against_nifti(seg, nii, sources)
-    check_lungseg_reader(seg, nii)
-    check_pydicom_seg(seg, nii)
-    check_dciodvfy(seg)
+    check_classical_seg(seg, nii, series)
 
 
 def test_nodule_segment_round_trips_on_a_zipped_feet_first_series(feet_first, tmp_path):
