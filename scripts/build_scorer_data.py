@@ -36,13 +36,15 @@ def main() -> None:
     ap.add_argument("--seeds", default="1000-1011")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n-nodules", type=int, default=6)
+    ap.add_argument("--tumour", choices=["central", "chest-wall"], help="every phantom with this large tumour")
     ap.add_argument("--no-truth-patches", action="store_true", help="only what the network proposes (validation)")
     args = ap.parse_args()
     model = DefaultSegmenter(low_confidence=False)
     finder = model.nodule
     patches, labels, meta = [], [], []
     for seed in tqdm(seeds_of(args.seeds), desc="phantoms"):
-        case = generate_case(seed, size=(512, 512, 160), n_nodules=args.n_nodules)
+        case = generate_case(seed, size=(512, 512, 160), n_nodules=args.n_nodules,
+                             **({"tumour": args.tumour} if args.tumour else {}))
         ct, truth = case.ct, case.labels == 3
         lungs = model.lungs(ct).labels
         found = finder.find_candidates(ct, lungs)

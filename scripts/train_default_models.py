@@ -18,7 +18,8 @@ MODELS = {  # installed name -> training stages (config, run folder); the last s
     "lung_hu": [("configs/default_lung.yaml", "runs/default_lung_hu"),
                 ("configs/default_lung_finetune.yaml", "runs/default_lung_hu_finetune"),
                 ("configs/default_lung_tumours.yaml", "runs/default_lung_hu_tumours")],
-    "nodule": [("configs/default_nodule.yaml", "runs/default_nodule")],
+    "nodule": [("configs/default_nodule.yaml", "runs/default_nodule"),
+               ("configs/default_nodule_tumours.yaml", "runs/default_nodule_tumours")],
     "lung_image": [("configs/default_lung_image.yaml", "runs/default_lung_image")],
 }
 KEEP = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "config", "state_dict")

@@ -107,7 +107,7 @@ def main() -> None:
     from lungseg.models.candidate_scorer import build_scorer, save_scorer
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--train", type=Path, nargs="+", required=True, help="one or more build_scorer_data.py files")
     ap.add_argument("--val", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=25)
@@ -119,8 +119,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    train, val = np.load(args.train), np.load(args.val)
-    x, y = train["patches"], train["labels"].astype(np.float32)
+    parts, val = [np.load(p) for p in args.train], np.load(args.val)
+    x = np.concatenate([p["patches"] for p in parts])
+    y = np.concatenate([p["labels"] for p in parts]).astype(np.float32)
     if args.crafted:
         cx, cy = crafted_shapes(x[y == 0], args.crafted, rng)
         x, y = np.concatenate([x, cx]), np.concatenate([y, cy.astype(np.float32)])
@@ -160,7 +161,7 @@ def main() -> None:
             "training": {"n_candidates": int(len(y)), "n_nodules": int(y.sum()), "epochs": args.epochs,
                          "steps": args.steps, "batch": args.batch, "crafted": args.crafted,
                          "intensity_augment": args.intensity_augment, "minutes": (time.time() - start) / 60,
-                         "train_data": str(args.train), "val_data": str(args.val)},
+                         "train_data": [str(p) for p in args.train], "val_data": str(args.val)},
             "history": history}
     save_scorer(model, args.out, meta)
     print(json.dumps({k: meta[k] for k in ("operating_point", "validation")}, indent=2))

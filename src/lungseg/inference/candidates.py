@@ -51,7 +51,8 @@ class NoduleSegmenter:
     threshold: the voxel probability that makes a voxel part of a candidate."""
 
     def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
-                 min_mean_probability: float | None = None, min_inside: float | None = None, scorer=None):
+                 min_mean_probability: float | None = None, min_inside: float | None = None, scorer=None,
+                 lung_margin_mm: float | None = None):
         if segmenter.runtime.graph_resizes:
             raise LungsegError("the nodule model must run on native-size crops: export it with --no-resize")
         self.segmenter = segmenter  # a ModelSegmenter whose classes include "nodule"
@@ -61,6 +62,7 @@ class NoduleSegmenter:
         self.scorer = scorer or ProbabilityScorer(
             **{k: v for k, v in dict(min_score=min_mean_probability, min_inside=min_inside).items() if v is not None})
         self.pixel_mm = pixel_mm
+        self.lung_margin_mm = lung_margin_mm  # None: candidates anywhere in the lungs' box
         self.name = segmenter.name
 
     @property
@@ -127,6 +129,10 @@ class NoduleSegmenter:
         their component number (1..n), and per component (index 0 unused) the mean probability
         and the share of it inside the lung mask."""
         coords, values = self._candidate_voxels(plan)
+        if self.lung_margin_mm is not None:  # never let a candidate run on into the mediastinum
+            near = _near_lungs(lung_labels[plan.box], self.lung_margin_mm, plan.scan_spacing_yx)
+            keep = near[coords]
+            coords, values = tuple(c[keep] for c in coords), values[keep]
         ids, n = label_voxels(coords, plan.box_shape)
         size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
         mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
@@ -180,7 +186,7 @@ class NoduleSegmenter:
                                   is_hu=ct.is_hu)
         in_box = lung_labels[zs[0] - below:zs[-1] + 1 + above, y0:y1, x0:x1]
         extents = [((in_box == v).any(axis=2), (in_box == v).any(axis=1)) for v in LUNGS]  # (z, y), (z, x)
-        return _Plan(box, (len(zs), y1 - y0, x1 - x0), below, above, grid, extents)
+        return _Plan(box, (len(zs), y1 - y0, x1 - x0), below, above, grid, extents, (pixel[0], pixel[1]))
 
     def _window_probabilities(self, plan: "_Plan"):
         """((z0, z1, y0, y1, x0, x1) on the network's grid, nodule probability there) per window."""
@@ -198,6 +204,7 @@ class _Plan:
     above: int
     grid: CTImage  # the box (plus context slices) at the network's pixel size
     extents: list  # per lung: rows (z, y) and columns (z, x) it occupies
+    scan_spacing_yx: tuple[float, float] = (1.0, 1.0)  # the scan's pixel size, mm
 
     @property
     def size(self) -> tuple[int, int]:
@@ -212,6 +219,14 @@ class _Plan:
     def scale(self) -> np.ndarray:
         """Grid pixels per scan pixel (y, x)."""
         return np.array(self.size, float) / np.array(self.box_shape[1:])
+
+
+def _near_lungs(lung_labels_box: np.ndarray, margin_mm: float, spacing_yx) -> np.ndarray:
+    """The lung mask grown in-plane by margin_mm: where a candidate may lie. A tumour the lung
+    model counts as lung stays whole; what the nodule network marks beyond it (the mediastinum a
+    central tumour touches) is cut off, so it cannot join the tumour into one huge region."""
+    steps = max(1, int(round(margin_mm / min(spacing_yx))))
+    return ndi.binary_dilation(lung_voxels(lung_labels_box), structure=np.ones((1, 3, 3), bool), iterations=steps)
 
 
 def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:

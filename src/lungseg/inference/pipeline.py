@@ -11,6 +11,7 @@ from .output import SegmenterOutput
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 mm pixels)
+CANDIDATE_LUNG_MARGIN_MM = 3.0  # candidates lie in the lung mask grown by this much (juxtapleural ones too)
 LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
 LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
 NODULE = WEIGHTS_DIR / "nodule.pt"
@@ -46,7 +47,7 @@ class DefaultSegmenter:
         self.lungs = LungStage(LUNG_HU, LUNG_IMAGE, crf=crf, device=device, precision=precision, tta=tta,
                                keep_probabilities=keep_probabilities, runtime=runtime, low_confidence=low_confidence)
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
-                                                      runtime=runtime, tta=tta) \
+                                                      runtime=runtime, tta=tta, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM) \
             if nodules and NODULE.exists() else None
         if self.nodule is not None and (scorer == "network" or (scorer == "auto" and SCORER.exists())):
             from .scoring import NetworkScorer
