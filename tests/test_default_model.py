@@ -164,6 +164,52 @@ def test_nodules_are_searched_only_in_and_against_the_lungs():
     assert not found[0].any() and not found[19].any()  # slices without lung are skipped
 
 
+class SoftTissueIsNodule(torch.nn.Module):
+    """Fake nodule model that marks all soft tissue (lung window ~0.85-0.97: 0..100 HU) as
+    nodule, the mediastinum included, but not bone-bright chest wall (clipped to 1)."""
+
+    def forward(self, x):
+        v = x[:, :1]
+        score = torch.minimum(v - 0.85, 0.97 - v) * 200
+        return torch.cat([-score, score], dim=1)
+
+
+def test_a_central_tumour_stays_one_candidate_inside_the_lungs_not_merged_with_the_mediastinum():
+    """A tumour against the mediastinum, counted as lung by the lung model (R231 convention): a
+    nodule network that also marks the mediastinum joins the two in one region, mostly outside
+    the lungs, which the in-lung rule drops. Cut to the lung mask grown by 3 mm, the tumour is one
+    candidate, nearly all inside the lungs, with at most a 3 mm rim of mediastinum."""
+    arr = np.full((20, 64, 64), 200.0, np.float32)  # chest wall, bone-bright
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[2:18, 10:50, 5:28] = 1
+    lungs[2:18, 10:50, 44:60] = 2
+    arr[lungs > 0] = -850
+    arr[:, 8:52, 28:44] = 130  # mediastinum (enhanced vessels, heart), 16 px = 11 mm wide
+    z, y, x = np.mgrid[:20, :64, :64]
+    tumour = ((z - 9) ** 2 + (y - 30) ** 2 + (x - 22) ** 2 <= 36) & (lungs == 1)  # in the lung mask
+    arr[tumour] = 35
+    arr[4:15, 24:38, 28:36] = 35  # where it grows on into the mediastinum (not lung)
+    ct = CTImage.from_array(arr, spacing=(0.7, 0.7, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": [128, 128], "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+
+    def finder(**kw):
+        return NoduleSegmenter(ModelSegmenter(SoftTissueIsNodule(), meta, precision="fp32"), **kw)
+
+    def tumour_candidate(found):
+        in_tumour = tumour[found.box][found.coords]
+        k = int(np.bincount(found.ids, weights=in_tumour).argmax())
+        return k, int((found.ids == k).sum()), int(in_tumour[found.ids == k].sum())
+
+    merged = finder().find_candidates(ct, lungs)
+    k, size, hit = tumour_candidate(merged)
+    assert hit == tumour.sum() and merged.inside[k] < 0.5  # joined to the mediastinum: dropped
+    cut = finder(lung_margin_mm=3.0).find_candidates(ct, lungs)
+    k, size, hit = tumour_candidate(cut)
+    assert hit == tumour.sum() and cut.inside[k] >= 0.5
+    assert size - hit <= 11 * 14 * 4  # of the mediastinal part only what lies within 3 mm (4 px) of the lung
+
+
 def test_retraining_is_reproducible(tmp_path):
     """Same config and seed -> the same weights on CPU (what `make weights` relies on)."""
     from test_train import tiny

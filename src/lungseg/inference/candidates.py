@@ -226,7 +226,8 @@ def _near_lungs(lung_labels_box: np.ndarray, margin_mm: float, spacing_yx) -> np
     model counts as lung stays whole; what the nodule network marks beyond it (the mediastinum a
     central tumour touches) is cut off, so it cannot join the tumour into one huge region."""
     steps = max(1, int(round(margin_mm / min(spacing_yx))))
-    return ndi.binary_dilation(lung_voxels(lung_labels_box), structure=np.ones((1, 3, 3), bool), iterations=steps)
+    # a square footprint is separable: the same mask as `steps` 3x3 dilations, in one pass per axis
+    return ndi.maximum_filter(lung_voxels(lung_labels_box).view(np.uint8), size=(1, 2 * steps + 1, 2 * steps + 1)) > 0
 
 
 def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:
