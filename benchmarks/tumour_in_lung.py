@@ -3,7 +3,7 @@ tumour the lung mask keeps (the R231 convention: tumours are lung), the lungs' D
 phantom's lungs-with-tumour, and the tumour's Dice as label 3.
 
 Seeds 7600-7602 (central) and 7603-7605 (chest-wall), 512x512x160: never used in training or
-selection of weights (training used 7000-7303, validation 7500-7503); they did show the first
+selection of weights (training used seeds in 7000-7309, validation 7500-7503); they did show the first
 nodule stage 2 failing and checked its fix (the lung-mask cut), so treat them as validation.
 
     .venv/bin/python benchmarks/tumour_in_lung.py [--lung-checkpoint PATH ...]
