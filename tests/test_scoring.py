@@ -33,7 +33,7 @@ def _sphere_and_tube(radius_mm=4.0):
     ids = np.zeros(shape, np.int32)
     ids[sphere], ids[tube_candidate] = 1, 2
     coords = np.nonzero(ids)
-    cands = Candidates(tuple(slice(0, s) for s in shape), coords, np.ones(len(coords[0])), ids[coords],
+    cands = Candidates(tuple(slice(0, s) for s in shape), coords, ids[coords],
                        np.array([0.0, 0.9, 0.9]), np.array([0.0, 1.0, 1.0]))
     return ct, cands
 

@@ -39,6 +39,14 @@ def case_name(path: Path) -> str:
     return _ROLE_TAG.sub("", stem) or stem
 
 
+def patient_of(case: str, pattern: "re.Pattern | None") -> str:
+    """The patient a case belongs to: the regex's first group (or whole match), else the case."""
+    m = pattern.search(case) if pattern is not None else None
+    if not m:
+        return case
+    return m.group(1) if m.groups() else m.group(0)
+
+
 def list_cases(path: Path, what: str) -> dict[str, Path]:
     """{case name: file} for a file or the supported files directly inside a folder."""
     path = Path(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LungsegError
-from .cases import case_name, list_cases
+from .cases import case_name, list_cases, patient_of
 from .detection import DetectionCase, Finding, Prediction
 
 REPORT_SUFFIX = re.compile(r"(\.report)?\.json$", re.IGNORECASE)
@@ -94,15 +94,9 @@ def detection_cases(pred: Path, ref: Path, min_readers: int = 2, allow_missing: 
                            "(--allow-missing scores them as empty predictions)")
     if not set(refs) & set(preds):
         raise LungsegError(f"no prediction matches a reference case ({', '.join(list(refs)[:5])})")
+    pattern = re.compile(patient_regex) if patient_regex else None
     cases = []
     for name, (nodules, ignored) in refs.items():
         found = read_predictions(preds[name]) if name in preds else []
-        cases.append(DetectionCase(name, nodules, found, ignored, patient=_patient(name, patient_regex)))
+        cases.append(DetectionCase(name, nodules, found, ignored, patient=patient_of(name, pattern)))
     return cases
-
-
-def _patient(name: str, pattern: str | None) -> str:
-    if not pattern:
-        return name
-    m = re.search(pattern, name)
-    return (m.group(1) if m and m.groups() else m.group(0)) if m else name

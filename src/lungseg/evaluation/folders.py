@@ -103,7 +103,7 @@ def evaluate_folders(pred_dir, ref_dir, out_dir, label_map=None, *, pred_map=Non
     Writes per_case.csv/json, lesions.csv, summary.csv/json, PNG plots, overlays/ and report.html;
     returns the summary.json content.
     """
-    from .cases import list_cases, pair_cases, read_pair
+    from .cases import list_cases, pair_cases, patient_of, read_pair
     from .labelmaps import parse_label_map
 
     ref_map, p_map = parse_label_map(label_map), parse_label_map(pred_map)
@@ -136,7 +136,7 @@ def evaluate_folders(pred_dir, ref_dir, out_dir, label_map=None, *, pred_map=Non
                           else np.zeros_like(ref_codes))
             meta[name] = {"pred": pred_path, "ref": ref_path, "shape_zyx": ref.array.shape,
                           "spacing_zyx": spacing_zyx, "missing_prediction": pred is None}
-            yield {"case": name, "patient": _patient(name, pattern), "pred": pred_codes, "ref": ref_codes,
+            yield {"case": name, "patient": patient_of(name, pattern), "pred": pred_codes, "ref": ref_codes,
                    "spacing_zyx": spacing_zyx}
 
     rows, lesion_rows = evaluate_arrays(cases(), scored, tolerance_mm, min_iou, log=log)
@@ -200,15 +200,6 @@ def _scored_classes(requested, ref_map, pred_map) -> tuple[str, ...]:
                            f"{sorted(ref_map.provides) or 'no class'}, the prediction map '{pred_map.spec}' provides "
                            f"{sorted(pred_map.provides) or 'no class'}, requested {list(wanted)}")
     return tuple(ok)
-
-
-def _patient(case: str, pattern) -> str:
-    if pattern is None:
-        return case
-    m = pattern.search(case)
-    if not m:
-        return case
-    return m.group(1) if m.groups() else m.group(0)
 
 
 def _names(names, n: int = 5) -> str:

@@ -26,7 +26,6 @@ class Candidates:
 
     box: tuple[slice, ...]  # the lungs' box on the scan; coords are relative to it
     coords: tuple[np.ndarray, ...]  # (z, y, x) of every candidate voxel
-    values: np.ndarray  # the network's nodule probability at each of them
     ids: np.ndarray  # each voxel's component number, 1..n
     mean_probability: np.ndarray  # per component (index 0 unused)
     inside: np.ndarray  # per component: share of it inside the lung mask
@@ -43,7 +42,7 @@ class Candidates:
     @classmethod
     def empty(cls, box=(slice(0, 0),) * 3) -> "Candidates":
         none = tuple(np.zeros(0, dtype=np.intp) for _ in range(3))
-        return cls(box, none, np.zeros(0, np.float32), np.zeros(0, np.intp), np.zeros(1), np.zeros(1))
+        return cls(box, none, np.zeros(0, np.intp), np.zeros(1), np.zeros(1))
 
 
 class NoduleSegmenter:
@@ -122,7 +121,7 @@ class NoduleSegmenter:
         if plan is None:
             return Candidates.empty()
         coords, ids, mean_p, inside = self.candidates(plan, lung_labels)
-        return Candidates(plan.box, coords, np.zeros(0), ids, mean_p, inside)
+        return Candidates(plan.box, coords, ids, mean_p, inside)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),

@@ -28,10 +28,16 @@ def normalise_hu(values: np.ndarray) -> np.ndarray:
 def candidate_patches(ct_array: np.ndarray, spacing_zyx, box, coords, ids, components) -> np.ndarray:
     """(len(components), 2, PATCH, PATCH, PATCH) float32 patches of the given component numbers.
     box/coords/ids: the candidates as lungseg.inference.candidates.Candidates holds them."""
+    parts = [p for _, p in iter_candidate_patches(ct_array, spacing_zyx, box, coords, ids, components)]
+    return np.concatenate(parts) if parts else np.empty((0, 2, PATCH, PATCH, PATCH), np.float32)
+
+
+def iter_candidate_patches(ct_array: np.ndarray, spacing_zyx, box, coords, ids, components, chunk: int = 64):
+    """(component numbers, their patches) `chunk` at a time: bounded memory (64 patches are 16 MB),
+    and the candidates' label volume and centres are built once for all chunks."""
     components = np.asarray(components, dtype=np.intp)
-    out = np.empty((len(components), 2, PATCH, PATCH, PATCH), np.float32)
     if not len(components):
-        return out
+        return
     box_shape = tuple(s.stop - s.start for s in box)
     id_volume = np.zeros(box_shape, np.int32)
     id_volume[coords] = ids
@@ -39,9 +45,12 @@ def candidate_patches(ct_array: np.ndarray, spacing_zyx, box, coords, ids, compo
     counts = np.maximum(np.bincount(ids, minlength=int(ids.max(initial=0)) + 1), 1)
     centres = np.stack([np.bincount(ids, weights=c, minlength=len(counts)) / counts for c in coords], axis=1)
     origin = np.array([s.start for s in box], dtype=np.float64)
-    for k, comp in enumerate(components):
-        grid = np.meshgrid(*(centres[comp][a] + offsets[a] for a in range(3)), indexing="ij")
-        out[k, 0] = normalise_hu(ndi.map_coordinates(ct_array, [g + o for g, o in zip(grid, origin)], order=1,
-                                                     mode="constant", cval=HU_RANGE[0]))
-        out[k, 1] = ndi.map_coordinates(id_volume, grid, order=0, mode="constant", cval=0) == comp
-    return out
+    for start in range(0, len(components), chunk):
+        part = components[start:start + chunk]
+        out = np.empty((len(part), 2, PATCH, PATCH, PATCH), np.float32)
+        for k, comp in enumerate(part):
+            grid = np.meshgrid(*(centres[comp][a] + offsets[a] for a in range(3)), indexing="ij")
+            out[k, 0] = normalise_hu(ndi.map_coordinates(ct_array, [g + o for g, o in zip(grid, origin)], order=1,
+                                                         mode="constant", cval=HU_RANGE[0]))
+            out[k, 1] = ndi.map_coordinates(id_volume, grid, order=0, mode="constant", cval=0) == comp
+        yield part, out

@@ -1,15 +1,16 @@
 """Stage 3, scoring: every candidate finding gets a detection_score, the probability that it is a
 nodule or tumour (not how malignant it is), and the operating point decides which are listed.
 
-ProbabilityScorer is today's scorer: the nodule network's own mean probability over the
-candidate. min_score and min_inside were set on training phantoms (512x512x160, seeds 1000-1003,
+ProbabilityScorer (used when no candidate scorer is installed, or with scorer="probability"):
+the nodule network's own mean probability over the candidate. Its min_score and min_inside were set on training phantoms (512x512x160, seeds 1000-1003,
 the nodule model trained on their crops) by one rule: the highest minimum that keeps every found
 nodule >= 10 mm. The shipped model (2.5D, two slices each side) finds 11 of their 24 nodules,
 all 9 >= 10 mm, up to 0.85 (81 false candidates per scan; 136 with no filter); at 0.88 and 0.9 it
 drops one >= 10 mm (60 and 42 per scan; benchmarks/nodule_filter_sweep.py). A candidate must also
 lie at least half in the lung mask: the lung model counts tumours, juxtapleural ones too, as
 lung, and most false candidates on whole scans are vessels and soft tissue at the lung border.
-A scorer is any object with score(candidates, ct) and keep(candidates, scores).
+NetworkScorer (the shipped default) is described below. A scorer is any object with
+score(candidates, ct) and keep(candidates, scores).
 """
 from __future__ import annotations
 
@@ -19,7 +20,21 @@ DETECTION_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a no
                            "(the nodule network's mean probability over the finding); not a malignancy score")
 
 
-class ProbabilityScorer:
+class _OperatingPoint:
+    """What every scorer lists: components scoring at least min_score that lie at least
+    min_inside in the lung mask."""
+
+    min_score: float
+    min_inside: float
+
+    def keep(self, candidates, scores: np.ndarray) -> np.ndarray:
+        """Per component (index 0 unused): listed at this operating point."""
+        keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
+        keep[0] = False
+        return keep
+
+
+class ProbabilityScorer(_OperatingPoint):
     name = "mean-probability"
     meaning = DETECTION_SCORE_MEANING
 
@@ -31,19 +46,13 @@ class ProbabilityScorer:
         """Per component (index 0 unused): its detection score."""
         return np.asarray(candidates.mean_probability, dtype=float)
 
-    def keep(self, candidates, scores: np.ndarray) -> np.ndarray:
-        """Per component: listed at this operating point."""
-        keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
-        keep[0] = False
-        return keep
-
 
 NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour (the candidate "
                          "scorer, a 3D CNN on a 40 mm patch around it, times the nodule network's mean "
                          "probability over it); not a malignancy score")
 
 
-class NetworkScorer:
+class NetworkScorer(_OperatingPoint):
     """The candidate scorer (false-positive reduction, as in LUNA16): a small 3D CNN sees each
     candidate in a 40 mm isotropic patch (lungseg.inference.patches) and gives the probability
     that it is a nodule or tumour; the detection score is that probability times the nodule
@@ -71,22 +80,14 @@ class NetworkScorer:
         return self._runner(patches)
 
     def score(self, candidates, ct) -> np.ndarray:
-        from .patches import candidate_patches
+        from .patches import iter_candidate_patches
 
         scores = np.zeros(candidates.count + 1)
         comps = np.nonzero(candidates.inside >= self.min_inside)[0]
-        comps = comps[comps > 0]
-        for start in range(0, len(comps), 64):  # bounded memory: 64 patches are 16 MB
-            part = comps[start:start + 64]
-            patches = candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords, candidates.ids,
-                                        part)
+        for part, patches in iter_candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords,
+                                                    candidates.ids, comps[comps > 0]):
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
         return scores * np.asarray(candidates.mean_probability, dtype=float)
-
-    def keep(self, candidates, scores: np.ndarray) -> np.ndarray:
-        keep = (scores >= self.min_score) & (candidates.inside >= self.min_inside)
-        keep[0] = False
-        return keep
 
 
 def _patch_runner(weights, runtime: str):
@@ -94,10 +95,8 @@ def _patch_runner(weights, runtime: str):
     (no torch import), else PyTorch."""
     onnx = weights.with_suffix(".onnx")
     if runtime in ("auto", "openvino") and onnx.exists():
-        try:
-            from .runtimes.openvino_runtime import openvino_available, openvino_core
-        except ImportError:  # pragma: no cover - openvino is a dependency
-            openvino_available = lambda: False  # noqa: E731
+        from .runtimes.openvino_runtime import openvino_available, openvino_core
+
         if openvino_available():
             compiled = openvino_core().compile_model(str(onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
             return lambda x: np.asarray(compiled(np.ascontiguousarray(x, np.float32))[0])[:, 0]
