@@ -118,7 +118,7 @@ def kaggle_lungs_64px(path=None) -> list[Case]:
 
 
 def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, as_hu=None,
-               nonempty_only: bool = False, stack: bool = False) -> list[Case]:
+               nonempty_only: bool = False, stack: bool = False, votes: bool = False) -> list[Case]:
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
 
     as_hu: [lo, hi] maps the 8-bit display values 0..255 linearly back to HU lo..hi (the crops
@@ -131,7 +131,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
     reading stops at the first member of the next patient, since the archive is a directory tree.
 
     stack=True gives one Case per nodule: its crops (consecutive, aligned slices of the same
-    128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours."""
+    128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours.
+    votes=True gives each pixel's number of readers (0..4) as the label instead of the consensus."""
     root = _folder(path, "nodules/lidc_crops_128")
     pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
     store: dict[tuple, dict] = {}
@@ -148,8 +149,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
         masks = [parts[k] for k in sorted(parts) if k.startswith("mask-")]
         if "images" not in parts or not masks:
             continue
-        votes = np.sum([m > 127 for m in masks], axis=0)
-        label = (votes >= min_readers).astype(np.uint8)
+        n_votes = np.sum([m > 127 for m in masks], axis=0)
+        label = n_votes.astype(np.uint8) if votes else (n_votes >= min_readers).astype(np.uint8)
         image = parts["images"].astype(np.float32)
         if as_hu is not None:
             image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])

@@ -91,23 +91,8 @@ class NetworkScorer(_OperatingPoint):
 
 
 def _patch_runner(weights, runtime: str):
-    """patches (n, 2, P, P, P) -> logits (n,): OpenVINO on the ONNX export when it is there
-    (no torch import), else PyTorch."""
-    onnx = weights.with_suffix(".onnx")
-    if runtime in ("auto", "openvino") and onnx.exists():
-        from .runtimes.openvino_runtime import openvino_available, openvino_core
-
-        if openvino_available():
-            compiled = openvino_core().compile_model(str(onnx), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-            return lambda x: np.asarray(compiled(np.ascontiguousarray(x, np.float32))[0])[:, 0]
-    import torch
-
+    """patches (n, 2, P, P, P) -> logits (n,)."""
     from ..models.candidate_scorer import load_scorer
+    from .runtimes.exported import exported_runner
 
-    model, _ = load_scorer(weights)
-
-    def run(x):
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()[:, 0]
-
-    return run
+    return exported_runner(weights, runtime, load_scorer)

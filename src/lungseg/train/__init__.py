@@ -5,10 +5,15 @@ from .config import TrainConfig, load_config
 
 
 def train(config, resume: bool = False, output_dir=None):
-    """See lungseg.train.engine.train."""
+    """See lungseg.train.engine.train (segmentation) and lungseg.classification.train."""
+    cfg = load_config(config) if not isinstance(config, TrainConfig) else config
+    if cfg.task == "classification":
+        from ..classification.train import train_classifier
+
+        return train_classifier(cfg, output_dir=output_dir)
     from .engine import train as _train
 
-    return _train(config, resume=resume, output_dir=output_dir)
+    return _train(cfg, resume=resume, output_dir=output_dir)
 
 
 __all__ = ["TrainConfig", "load_config", "train"]

@@ -69,6 +69,7 @@ class PhaseConfig:
 @dataclass
 class TrainConfig:
     name: str = "experiment"
+    task: str = "segmentation"  # segmentation | classification (a malignancy classifier, lungseg.classification)
     notes: str = ""  # provenance of the settings (e.g. which paper; what is unknown)
     seed: int = 0
     output_dir: str | None = None  # default runs/<name>
@@ -103,7 +104,8 @@ class TrainConfig:
 
 
 _NESTED = {"phases": PhaseConfig}
-MONITORS = ("val_dice", "val_iou", "val_dice_per_case", "val_loss")
+MONITORS = ("val_dice", "val_iou", "val_dice_per_case", "val_loss", "val_auc")
+TASKS = ("segmentation", "classification")
 
 
 class _Loader(yaml.SafeLoader):
@@ -178,6 +180,12 @@ def load_config(path, overrides=None) -> TrainConfig:
 def validate(cfg: TrainConfig) -> None:
     if isinstance(cfg.amp, bool):  # YAML reads a bare off/on as a boolean
         cfg.amp = "bf16" if cfg.amp else "off"
+    if cfg.task not in TASKS:
+        raise LungsegError(f"task must be one of {', '.join(TASKS)} (got {cfg.task})")
+    if cfg.task == "classification":
+        cfg.monitor = "val_auc"  # the only figure a classifier is chosen by
+    elif cfg.monitor == "val_auc":
+        raise LungsegError("monitor val_auc is for task: classification")
     if cfg.monitor not in MONITORS:
         raise LungsegError(f"monitor must be one of {', '.join(MONITORS)} (got {cfg.monitor})")
     if cfg.amp not in ("auto", "bf16", "off"):
