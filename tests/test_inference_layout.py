@@ -81,7 +81,7 @@ def test_stages_import_only_downwards():
     """Lower stages never import higher ones; runtimes know nothing of the stages."""
     graph = import_graph(PACKAGE / "inference")
     order = ["output", "tta", "patches", "runtimes", "network", "lungs", "scoring", "candidates", "postprocessing",
-             "report", "pipeline", "resolve"]
+             "report", "classify", "pipeline", "resolve"]
     rank = {f"lungseg.inference.{name}": i for i, name in enumerate(order)}
 
     def rank_of(module):

@@ -40,7 +40,8 @@ class SegmentationResult:
         from .preview import render_preview
 
         return render_preview(self.image, self.labels, path, low_confidence=self.low_confidence,
-                              title=f"{Path(self.image.source).name} — {self.report.get('model', '')}")
+                              title=f"{Path(self.image.source).name} — {self.report.get('model', '')}",
+                              nodules=self.report.get("nodules"))  # the caption on the largest nodule
 
     def save_probabilities(self, path) -> Path:
         """Probability maps (C, z, y, x) as float16 .npy, or the lung probability as a volume."""
@@ -72,7 +73,9 @@ def segment(scan, model="default", *, postprocess: bool = True, device: str = "c
 
     scan: a path (DICOM folder/zip/file, NIfTI, NRRD, MHA/MHD, PNG/JPG/TIFF, NPY/NPZ) or a CTImage.
     model: 'default', 'classical', a checkpoint path, or a segmenter object.
-    options for networks: runtime='auto'|'torch'|'openvino', precision='auto'|'fp32'|'bf16', tta=bool.
+    options for networks: runtime='auto'|'torch'|'openvino', precision='auto'|'fp32'|'bf16', tta=bool;
+    for the default model: nodule_threshold=float, classify=bool (False: no malignancy_score/class
+    in the report; the score is the LIDC readers' suspicion scale, not a diagnosis).
     """
     ct = scan if isinstance(scan, CTImage) else read_ct(scan, intensity=intensity)
     notes: list[str] = []

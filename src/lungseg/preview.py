@@ -23,13 +23,13 @@ def _window(ct: CTImage) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def _centre(labels: np.ndarray) -> tuple[int, int, int]:
+def _centre(labels: np.ndarray, largest: np.ndarray | None = None) -> tuple[int, int, int]:
     """Slice indices through the largest nodule when there is one (a preview that misses the
     finding a reader looks for shows the wrong thing), else through the middle of the lungs (or
-    of the volume when empty)."""
-    nodule = _largest_nodule(labels)
-    if nodule is not None:
-        return nodule
+    of the volume when empty). largest: that nodule's voxels when the caller has them."""
+    largest = _largest_nodule_voxels(labels) if largest is None else largest
+    if largest is not None:
+        return _nodule_planes(largest)
     fg = np.argwhere(labels > 0)
     if len(fg) == 0:
         return tuple(s // 2 for s in labels.shape)
@@ -42,6 +42,13 @@ def _centre(labels: np.ndarray) -> tuple[int, int, int]:
 def _largest_nodule(labels: np.ndarray) -> tuple[int, int, int] | None:
     """(z, y, x) through the largest connected label-3 region: the axial slice where it is widest,
     the coronal and sagittal planes through its centroid."""
+    voxels = _largest_nodule_voxels(labels)
+    return None if voxels is None else _nodule_planes(voxels)
+
+
+def _largest_nodule_voxels(labels: np.ndarray) -> np.ndarray | None:
+    """(n, 3) voxel indices of the largest connected label-3 region (26-connected, as the
+    report's nodules), or None without nodules."""
     import cc3d
 
     nodules = labels == 3
@@ -50,10 +57,32 @@ def _largest_nodule(labels: np.ndarray) -> tuple[int, int, int] | None:
     components = cc3d.connected_components(nodules, connectivity=26)
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
-    voxels = np.argwhere(components == int(np.argmax(sizes)))
+    return np.argwhere(components == int(np.argmax(sizes)))
+
+
+def _nodule_planes(voxels: np.ndarray) -> tuple[int, int, int]:
     z = int(np.bincount(voxels[:, 0]).argmax())
     y, x = np.rint(voxels[:, 1:].mean(axis=0)).astype(int)
     return z, int(y), int(x)
+
+
+def nodule_caption(voxels: np.ndarray | None, nodules: list[dict] | None) -> str | None:
+    """One line on the nodule the planes go through: the report entry whose centroid is that of
+    `voxels` (the report's nodules are the same 26-connected components), with its size,
+    detection score and malignancy score/class when the report has them."""
+    if voxels is None or not nodules:
+        return None
+    centroid = voxels.mean(axis=0)
+    entry = min(nodules, key=lambda n: float(np.abs(np.asarray(n.get("centroid_index_zyx", [np.inf] * 3))
+                                                    - centroid).sum()))
+    head = f"nodule #{entry['id']}" if entry.get("id") is not None else "nodule"
+    parts = [f"{head}: {entry['diameter_mm']:.0f} mm" if entry.get("diameter_mm") is not None else head]
+    if entry.get("detection_score") is not None:
+        parts.append(f"detection score {entry['detection_score']:.2f}")
+    if entry.get("malignancy_score") is not None:
+        parts.append(f"malignancy {entry['malignancy_score']:.2f} ({entry.get('malignancy_class', '')}; "
+                     "readers' suspicion, not a diagnosis)")
+    return ", ".join(parts)
 
 
 def _rgba(labels: np.ndarray, low_conf: np.ndarray | None, alpha: float) -> np.ndarray:
@@ -68,13 +97,16 @@ def _rgba(labels: np.ndarray, low_conf: np.ndarray | None, alpha: float) -> np.n
 
 
 def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.ndarray | None = None,
-                   title: str | None = None, alpha: float = 0.45) -> Path:
-    """Write a PNG with the three mid-lung planes (one axial panel for 2D input)."""
+                   title: str | None = None, alpha: float = 0.45, nodules: list[dict] | None = None) -> Path:
+    """Write a PNG with the three mid-lung planes (one axial panel for 2D input). nodules: the
+    report's nodule list, for a caption on the nodule the planes go through."""
     from matplotlib.figure import Figure  # not pyplot: no global state, safe in web worker threads
     from matplotlib.patches import Patch
 
     vmin, vmax = _window(ct)
-    z, y, x = _centre(labels)
+    largest = _largest_nodule_voxels(labels)
+    z, y, x = _centre(labels, largest)
+    caption = nodule_caption(largest, nodules)
     sx, sy, sz = ct.spacing
     views = [("axial", ct.array[z], labels[z], None if low_confidence is None else low_confidence[z], sy / sx, "upper")]
     if ct.shape[0] >= MIN_SLICES_FOR_REFORMATS:
@@ -99,7 +131,14 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
         handles.append(Patch(color=LOW_CONFIDENCE_COLOUR[1], label=LOW_CONFIDENCE_COLOUR[0]))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, labelcolor="white")
     fig.suptitle(title or Path(ct.source).name or "lungseg", color="white", fontsize=12)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    bottom = 0.06
+    if caption:  # above the legend, wrapped to the panels' width (one panel for 2D input)
+        import textwrap
+
+        lines = textwrap.wrap(caption, 60 * len(views))  # ~8 px a character at 10 pt
+        fig.text(0.5, 0.075, "\n".join(lines), color="white", fontsize=10, ha="center", va="bottom")
+        bottom = 0.075 + 0.04 * len(lines)
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, facecolor="black", format="png")

@@ -107,9 +107,10 @@ def _nearest_lung_far(labels: np.ndarray, pts: tuple[np.ndarray, ...]) -> np.nda
 
 
 def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | None = None,
-                      score_of=None) -> list[dict]:
+                      score_of=None, malignancy_of=None) -> list[dict]:
     """One entry per connected nodule: size, density, position (side, slices, LPS centroid), and
-    its detection_score when score_of (voxel index arrays -> score or None) is given."""
+    its detection_score when score_of (voxel index arrays -> score or None) is given, its
+    malignancy_score and malignancy_class when malignancy_of (voxel index arrays -> dict or None) is."""
     components = component_voxels(labels == 3)
     if not components:
         return []
@@ -135,6 +136,10 @@ def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | Non
         score = score_of(pts) if score_of is not None else None
         if score is not None:
             entry["detection_score"] = round(float(score), 3)
+        malignancy = malignancy_of(pts) if malignancy_of is not None else None
+        if malignancy is not None:
+            entry["malignancy_score"] = round(float(malignancy["malignancy_score"]), 3)
+            entry["malignancy_class"] = str(malignancy["malignancy_class"])
         out.append(entry)
     out.sort(key=lambda e: -e["volume_ml"])
     return out
@@ -169,7 +174,8 @@ def _max_axial_extent(comp: np.ndarray, spacing: np.ndarray) -> float:
     return best
 
 
-def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str], score_of=None) -> dict:
+def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str], score_of=None,
+                 malignancy_of=None) -> dict:
     nearest = _nearest_lung(labels)  # shared by the lung volumes and the nodule sides
     return {
         "input": {
@@ -182,6 +188,6 @@ def build_report(ct: CTImage, labels: np.ndarray, model: str, warnings: list[str
         "model": model,
         "labels": {"1": "right lung", "2": "left lung", "3": "nodule"},
         "lungs": lung_statistics(ct, labels, nearest),
-        "nodules": nodule_statistics(ct, labels, nearest, score_of),
+        "nodules": nodule_statistics(ct, labels, nearest, score_of, malignancy_of),
         "warnings": list(warnings),
     }

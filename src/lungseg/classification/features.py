@@ -7,6 +7,8 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure
 
+from .patches import WINDOW_HU
+
 FEATURES = ("diameter_mm", "volume_ml", "slices_mm", "mean_hu", "std_hu", "solid_fraction",
             "calcified_fraction", "sphericity", "solidity", "eccentricity", "compactness")
 
@@ -37,7 +39,8 @@ def nodule_features(hu: np.ndarray, mask: np.ndarray, spacing_zyx) -> dict:
     """Feature name -> value for a nodule mask on a HU volume (z, y, x)."""
     mask = np.asarray(mask, bool)
     sz, sy, sx = (float(s) for s in spacing_zyx)
-    values = np.asarray(hu, np.float32)[mask]
+    # clipped to the window the LIDC crops were stored in, so whole scans and crops agree
+    values = np.clip(np.asarray(hu, np.float32)[mask], *WINDOW_HU)
     n = int(mask.sum())
     volume = n * sz * sy * sx
     zs = np.nonzero(mask.reshape(mask.shape[0], -1).any(1))[0]

@@ -43,4 +43,7 @@ def build_classifier(name: str):
                                strides=(2, 2, 2, 2), num_res_units=1, dropout=0.2)
     if name == "resnet34":
         return nets.resnet34(spatial_dims=2, n_input_channels=CHANNELS, num_classes=1)
-    return nets.EfficientNetBN("efficientnet-b4", pretrained=False, spatial_dims=2, in_channels=CHANNELS, num_classes=1)
+    # batch-norm momentum 0.1, not MONAI's 0.01 (ImageNet-scale): with ~20 batches an epoch the
+    # running statistics would otherwise lag so far that evaluation scores at chance for epochs
+    return nets.EfficientNetBN("efficientnet-b4", pretrained=False, spatial_dims=2, in_channels=CHANNELS,
+                               num_classes=1, norm=("batch", {"eps": 1e-3, "momentum": 0.1}))

@@ -198,7 +198,7 @@ def _save(model, path: Path, meta: dict) -> None:
 
     if path.suffix == ".json":
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps({**model.to_dict(), **meta}, indent=2))
+            tmp.write_text(json.dumps({**meta, **model.to_dict()}, indent=2))  # kind: radiomics
         return
     from ..models.exported import save_exported
 

@@ -16,6 +16,15 @@ model also per side, a nodule model also on nodules (with lesion recall). Infere
 median over 3 runs, after a warm-up, on the same slices, bf16 where the hardware has it;
 training minutes are the epochs' training + validation time (building the data left out).
 Outputs in DIR: compare.csv, compare.json, per_case.csv, compare.png and one run folder per config.
+
+Classification configs (task: classification, e.g. configs/classifier_*.yaml): each malignancy
+classifier trains (lungseg.train.train) into DIR/<name> (--reuse: where DIR/<name>/metrics.json
+exists) on the first config's data section and seed; --epochs sets every network's epochs (default:
+each config's own) and --set applies as above. One table: parameters, training minutes, ms per
+nodule, validation AUC [95% CI], accuracy/sensitivity/specificity at each model's threshold and the
+size-only AUC on the same nodules; compare.csv and compare.json. --budget-minutes is for
+segmentation only; --n-boot, --seed, --timing-slices, --device and --no-plot do not apply. All
+configs must be of one task.
 """
 
 
@@ -32,7 +41,8 @@ def add_parser(subparsers):
     p.add_argument("-o", "--out", default="runs/compare", help="output folder (default: runs/compare)")
     p.add_argument("--epochs", type=int, help="epochs for every model (default: the first config's)")
     p.add_argument("--budget-minutes", type=float, metavar="M", help="wall-clock training budget per model")
-    p.add_argument("--reuse", action="store_true", help="skip training where DIR/<name>/best.pt exists")
+    p.add_argument("--reuse", action="store_true",
+                   help="skip training where DIR/<name>/best.pt (classifiers: metrics.json) exists")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value in every config, e.g. --set data.samples_per_epoch=64 (repeatable)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
@@ -46,9 +56,13 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
+    from ..classification.compare import load_configs, task_of
     from ..compare import compare, format_table
     from ..errors import LungsegError
 
+    cfgs = load_configs(args.configs, args.overrides)
+    if task_of(cfgs, args.configs) == "classification":
+        return _run_classification(args, cfgs)
     if args.n_boot < 0:
         raise LungsegError("--n-boot must be >= 0")
     if args.timing_slices < 1:
@@ -61,4 +75,20 @@ def run(args) -> int:
                      log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_table(result))
     print(f"written: {args.out}/compare.csv, compare.json, per_case.csv" + ("" if args.no_plot else ", compare.png"))
+    return 0
+
+
+def _run_classification(args, cfgs) -> int:
+    from ..classification.compare import compare_classifiers, format_table
+    from ..errors import LungsegError
+
+    if args.budget_minutes is not None:
+        raise LungsegError("--budget-minutes is for segmentation configs; give classifiers --epochs instead")
+    if args.threads is not None and args.threads < 1:
+        raise LungsegError("--threads must be >= 1")
+    result = compare_classifiers(args.configs, args.out, epochs=args.epochs, reuse=args.reuse,
+                                 overrides=args.overrides, threads=args.threads, cfgs=cfgs,
+                                 log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(format_table(result))
+    print(f"written: {args.out}/compare.csv, compare.json")
     return 0

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--nodule-threshold", type=float, metavar="SCORE",
                    help="list nodules whose detection_score (0-1: how likely the finding is a nodule or tumour) is "
                         "at least SCORE (default: the model's validated operating point; 0 lists every candidate)")
+    p.add_argument("--no-classify", action="store_true",
+                   help="skip the nodules' malignancy classifier (default model): no malignancy_score/class in the "
+                        "report (the score is the LIDC readers' suspicion scale, not a diagnosis)")
     p.add_argument("--crf", action="store_true",
                    help="refine the lungs with a dense CRF (needs pip install pydensecrf2; slow: ~0.1 s per slice)")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
@@ -106,7 +109,8 @@ def _segment_one(src: Path, out: Path, args, report, preview, probabilities, mod
 
 def network_options(args) -> dict:
     """--runtime/--precision/--tta/--crf (and keeping probabilities for --probabilities) for
-    networks; the classical segmenter takes none."""
+    networks, --nodule-threshold/--no-classify for the default model (resolve_segmenter notes
+    them as ignored for others); the classical segmenter takes none."""
     if args.model == "classical":
         return {}
     threshold = getattr(args, "nodule_threshold", None)
@@ -117,6 +121,8 @@ def network_options(args) -> dict:
                "low_confidence": bool(getattr(args, "preview", None))}  # only the preview shows it
     if threshold is not None:
         options["nodule_threshold"] = threshold
+    if getattr(args, "no_classify", False):
+        options["classify"] = False  # given only when asked: resolve_segmenter notes it for other models
     return options
 
 

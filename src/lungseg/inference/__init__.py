@@ -1,7 +1,8 @@
 """The inference pipeline, a file per stage:
 
-    lungs.py -> candidates.py -> scoring.py -> postprocessing.py -> report.py
-    (pipeline.py composes them into the shipped default; network.py runs any checkpoint)
+    lungs.py -> candidates.py -> scoring.py -> postprocessing.py -> classify.py -> report.py
+    (pipeline.py composes them into the shipped default; network.py runs any checkpoint; the
+    report reads classify.py's answers from the output, so it imports no classifier)
 
 runtimes/ holds the interchangeable network runtimes (PyTorch, OpenVINO) behind one small
 interface (runtimes/base.py). Lower files never import higher ones; tests/test_inference_layout.py

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+CAVEAT = "LIDC readers' suspicion scale, not a diagnosis"  # the short form (the web page's line under the table)
 MALIGNANCY_CAVEAT = ("malignancy_score: 0-1, how suspicious the nodule looks on the LIDC readers' 1-5 "
                      "malignancy scale (trained on median rating > 3 vs < 3); the readers' suspicion, "
                      "not a diagnosis")
@@ -20,7 +21,7 @@ class NoduleClassifier:
     def __init__(self, weights, runtime: str = "auto"):
         weights = Path(weights)
         self.meta = json.loads(weights.with_suffix(".json").read_text())
-        self.threshold = float(self.meta["threshold"])
+        self.threshold = round(float(self.meta["threshold"]), 3)  # as the report prints it, so class and score agree
         self._weights, self._runtime, self._run = weights, runtime, None
 
     @property
@@ -29,7 +30,7 @@ class NoduleClassifier:
 
     def _model(self):
         if self._run is None:  # compiled on first use: scans without nodules never pay for it
-            if self.meta.get("kind") == "radiomics":
+            if self._weights.suffix == ".json":  # the radiomics model (a network is a .pt)
                 from ..classification.radiomics import RadiomicsModel
 
                 model = RadiomicsModel.load(self._weights.with_suffix(".json"))
@@ -52,12 +53,12 @@ class NoduleClassifier:
         box = crop_around(hu.shape, coords, spacing_zyx)
         mask = np.zeros([s.stop - s.start for s in box], bool)
         mask[tuple(c - s.start for c, s in zip(coords, box))] = True
-        score = self._model()(hu[box], mask, spacing_zyx)
-        return {"malignancy_score": round(score, 3),
-                "malignancy_class": "suspicious" if score >= self.threshold else "not suspicious"}
+        score = round(self._model()(hu[box], mask, spacing_zyx), 3)
+        return {"malignancy_score": score, "malignancy_class": "suspicious" if score >= self.threshold else "not suspicious"}
 
     def describe(self) -> dict:
-        return {"meaning": MALIGNANCY_CAVEAT, "classifier": self.name, "threshold": round(self.threshold, 3),
+        return {"meaning": MALIGNANCY_CAVEAT, "caveat": str(self.meta.get("caveat") or CAVEAT),
+                "classifier": self.name, "threshold": round(self.threshold, 3),
                 "classes": {"suspicious": f"malignancy_score >= {self.threshold:.3f}",
                             "not suspicious": f"malignancy_score < {self.threshold:.3f}"}}
 
@@ -66,3 +67,18 @@ def _features(hu, mask, spacing):
     from ..classification.features import nodule_features
 
     return nodule_features(hu, mask, spacing)
+
+
+def classify_nodules(classifier: NoduleClassifier, hu: np.ndarray, spacing_zyx, labels: np.ndarray):
+    """Every final nodule (label 3, connected as the report counts them: postprocess.component_voxels,
+    which volumetry uses) classified: (flat indices of their voxels, each voxel's nodule index,
+    the classifier's answer per nodule). The report finds a nodule's answer through its voxels."""
+    from ..postprocess import component_voxels
+
+    components = component_voxels(labels == 3)
+    results = [classifier.classify(hu, spacing_zyx, pts) for pts in components]
+    if not components:
+        return np.zeros(0, np.intp), np.zeros(0, np.int32), results
+    flat = np.concatenate([np.ravel_multi_index(pts, labels.shape) for pts in components])
+    ids = np.repeat(np.arange(len(components), dtype=np.int32), [len(pts[0]) for pts in components])
+    return flat, ids, results

@@ -19,3 +19,10 @@ class SegmenterOutput:
     nodule_voxel_scores: np.ndarray | None = None
     detection_score_meaning: str | None = None  # what the scores are, written once in the report
     detection_threshold: float | None = None  # the operating point: findings listed from this score on
+    # malignancy (stage 6, classify.py), carried like the detection scores: the flat indices of the
+    # classified nodules' voxels, each voxel's index into malignancy_results (one classifier answer,
+    # {'malignancy_score', 'malignancy_class'}, per final nodule) and what the scores mean
+    malignancy_voxels: np.ndarray | None = None
+    malignancy_voxel_ids: np.ndarray | None = None
+    malignancy_results: list[dict] | None = None
+    malignancy: dict | None = None  # the classifier's describe(): meaning, caveat, threshold, classes

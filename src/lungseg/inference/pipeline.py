@@ -1,9 +1,10 @@
 """The shipped default, as the pipeline's stages: lungs (lungs.py) -> nodule candidates
 (candidates.py) -> detection scores and the operating point (scoring.py) -> post-processing
-(postprocessing.py); the report (report.py) is built by lungseg.api from the output. Weights
-live in lungseg/weights/."""
+(postprocessing.py) -> each final nodule's malignancy (classify.py); the report (report.py) is
+built by lungseg.api from the output. Weights live in lungseg/weights/."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..io import CTImage
@@ -16,6 +17,8 @@ LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
 LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
 NODULE = WEIGHTS_DIR / "nodule.pt"
 SCORER = WEIGHTS_DIR / "scorer.pt"  # the candidate scorer (a 3D CNN); without it: the mean probability
+CLASSIFIER_NETWORK = WEIGHTS_DIR / "classifier.pt"  # the malignancy classifier (+ .onnx, .json beside it)
+CLASSIFIER_RADIOMICS = WEIGHTS_DIR / "classifier.json"  # or the radiomics model alone (no .pt)
 
 
 def nodule_precision(precision: str) -> str:
@@ -32,15 +35,27 @@ def default_available() -> bool:
     return LUNG_HU.exists()
 
 
+def classifier_weights() -> Path | None:
+    """The shipped malignancy classifier: the network (classifier.pt) when there is one, else the
+    radiomics model (classifier.json, not the network's sidecar); None when neither ships."""
+    if CLASSIFIER_NETWORK.exists():
+        return CLASSIFIER_NETWORK
+    if CLASSIFIER_RADIOMICS.exists() and json.loads(CLASSIFIER_RADIOMICS.read_text()).get("kind") == "radiomics":
+        return CLASSIFIER_RADIOMICS
+    return None
+
+
 class DefaultSegmenter:
     name = "default"
     requires_hu = False  # HU input goes to the HU models, anything else to the image-mode model
 
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
                  keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
-                 low_confidence: bool = True, nodule_threshold: float | None = None, scorer: str = "auto"):
+                 low_confidence: bool = True, nodule_threshold: float | None = None, scorer: str = "auto",
+                 classify: bool = True):
         """scorer: 'auto' (the shipped candidate scorer when installed), 'network' or 'probability'
-        (the nodule network's own mean probability, the scorer before the candidate CNN)."""
+        (the nodule network's own mean probability, the scorer before the candidate CNN).
+        classify: give each final nodule a malignancy_score and class (when the classifier ships)."""
         from .candidates import NoduleSegmenter
         from .lungs import LungStage
 
@@ -55,6 +70,11 @@ class DefaultSegmenter:
             self.nodule.scorer = NetworkScorer(SCORER, runtime=runtime)
         if self.nodule is not None and nodule_threshold is not None:
             self.nodule.scorer.min_score = nodule_threshold  # the operating point: which scored findings are listed
+        self.classifier = None
+        if self.nodule is not None and classify and (weights := classifier_weights()) is not None:
+            from .classify import NoduleClassifier
+
+            self.classifier = NoduleClassifier(weights, runtime=runtime)  # compiled at the first nodule
 
     @property
     def lung_hu(self):
@@ -79,5 +99,11 @@ class DefaultSegmenter:
             out.labels, voxels, scores, ct.spacing_zyx, postprocess)
         out.detection_score_meaning = self.nodule.scorer.meaning
         out.detection_threshold = float(self.nodule.scorer.min_score)
+        if self.classifier is not None:
+            from .classify import classify_nodules
+
+            out.malignancy_voxels, out.malignancy_voxel_ids, out.malignancy_results = classify_nodules(
+                self.classifier, ct.array, ct.spacing_zyx, out.labels)
+            out.malignancy = self.classifier.describe()
         out.model = "default (lungs + nodules)"
         return out

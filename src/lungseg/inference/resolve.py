@@ -36,13 +36,17 @@ def check_intensity(segmenter, ct: CTImage) -> None:
 def resolve_segmenter(model="default", device: str = "cpu", notes: list[str] | None = None, **options):
     """'classical', 'default' (the shipped model; classical if none ships), a checkpoint path,
     or an object that is already a segmenter (callable with .name). options (networks only):
-    runtime ('auto' | 'torch' | 'openvino'), precision ('auto' | 'fp32' | 'bf16'), tta (bool)."""
+    runtime ('auto' | 'torch' | 'openvino'), precision ('auto' | 'fp32' | 'bf16'), tta (bool);
+    default model only: nodule_threshold (float), classify (bool: the nodules' malignancy)."""
     notes = notes if notes is not None else []
     if callable(model) and hasattr(model, "name"):
         return model
     model = str(model)
     if model != "default" and options.pop("nodule_threshold", None) is not None:
         notes.append(f"--nodule-threshold applies to the default model's nodule list only; ignored for '{model}'")
+    if model != "default" and options.pop("classify", None) is not None:
+        notes.append(f"the malignancy classifier (--no-classify, classify=) runs on the default model's nodules "
+                     f"only; ignored for '{model}'")
     if model == "classical":
         return ClassicalSegmenter()
     if model == "default":

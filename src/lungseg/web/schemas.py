@@ -58,6 +58,23 @@ class Nodule(BaseModel):
     centroid_index_zyx: list[float]
     detection_score: float | None = Field(None, description="0-1: how likely the finding is a nodule or tumour "
                                                             "(not a malignancy score)")
+    malignancy_score: float | None = Field(None, ge=0, le=1,
+                                           description="0-1: how suspicious the nodule looks on the LIDC readers' "
+                                                       "malignancy scale (their suspicion, not a diagnosis); only "
+                                                       "when the malignancy classifier ran")
+    malignancy_class: Literal["suspicious", "not suspicious"] | None = Field(
+        None, description="malignancy_score at or above the classifier's threshold (see the report's malignancy)")
+
+
+class Malignancy(BaseModel):
+    """What the nodules' malignancy scores mean, written once per report."""
+
+    model_config = ConfigDict(extra="allow")
+    meaning: str
+    caveat: str | None = Field(None, description="one line for display: the readers' suspicion, not a diagnosis")
+    classifier: str
+    threshold: float
+    classes: dict[str, str]
 
 
 class Report(BaseModel):
@@ -68,6 +85,8 @@ class Report(BaseModel):
     lungs: dict[str, LungStats] = Field(description="right, left and total")
     nodules: list[Nodule]
     warnings: list[str]
+    malignancy: Malignancy | None = Field(None, description="present when the nodules were classified "
+                                                            "(default model, classifier installed, HU input)")
 
 
 class VolumeInfo(BaseModel):

@@ -97,7 +97,8 @@ function showViewer(status, report, info, ct, labels) {
   viewer.load(info, ct, labels);
   renderLegend($("legend"), info, (key, on) => viewer.set("visible", { [key]: on }));
   renderLungTable($("lung-table"), report);
-  renderNodules($("nodule-table"), $("no-nodules"), report, (n) => viewer.jumpToFullIndex(n.centroid_index_zyx));
+  renderNodules($("nodule-table"), $("no-nodules"), report, (n) => viewer.jumpToFullIndex(n.centroid_index_zyx),
+                $("malignancy-caveat"));
   renderWarnings($("warnings"), $("warnings-panel"), report);
   renderDownloads($("downloads"), status);
   document.body.dataset.state = "viewer";  // lets tests and styles know the viewer is ready

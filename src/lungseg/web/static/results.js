@@ -30,18 +30,39 @@ export function renderLungTable(table, report) {
   }
 }
 
-export function renderNodules(table, empty, report, onPick) {
+// The malignancy column: score (2 decimals) and class, titled with the report's meaning; shown
+// only when the report has a malignancy block (the default model with its classifier).
+const malignancyCell = (n, meaning) => {
+  if (n.malignancy_score === undefined || n.malignancy_score === null) return el("td", { class: "malignancy", title: meaning }, "—");
+  const cls = n.malignancy_class || "";
+  return el("td", { class: `malignancy ${cls === "suspicious" ? "suspicious" : ""}`, title: meaning },
+    fmt(n.malignancy_score, 2), el("span", { class: "class" }, cls));
+};
+
+export function renderNodules(table, empty, report, onPick, caveat) {
   const body = table.tBodies[0];
   body.replaceChildren();
   const nodules = report.nodules || [];
   table.hidden = nodules.length === 0;
   empty.hidden = nodules.length !== 0;
+  const malignancy = report.malignancy || null;
+  const meaning = malignancy ? malignancy.meaning || "" : "";
+  const head = table.querySelector("#malignancy-head");
+  if (head) {
+    head.hidden = !malignancy;
+    if (malignancy) head.title = meaning;
+  }
+  if (caveat) {
+    caveat.hidden = !malignancy || nodules.length === 0;
+    caveat.textContent = malignancy ? `Malignancy: ${malignancy.caveat || "the LIDC readers' suspicion scale, not a diagnosis"}.` : "";
+  }
   for (const n of nodules) {
-    const row = el("tr", { class: "clickable", tabindex: "0", title: "show this nodule in all panes" },
-      el("td", {}, n.id), el("td", {}, n.side),
+    const cells = [el("td", {}, n.id), el("td", {}, n.side),
       el("td", {}, fmt(n.diameter_mm, 1)), el("td", {}, fmt(n.volume_ml * 1000, 0)),
       el("td", {}, `${n.slice_range[0] + 1}–${n.slice_range[1] + 1}`),
-      el("td", { title: report.detection_score || "" }, fmt(n.detection_score, 2)));
+      el("td", { title: report.detection_score || "" }, fmt(n.detection_score, 2))];
+    if (malignancy) cells.push(malignancyCell(n, meaning));
+    const row = el("tr", { class: "clickable", tabindex: "0", title: "show this nodule in all panes" }, ...cells);
     const pick = () => {
       for (const r of body.rows) r.classList.remove("selected");
       row.classList.add("selected");
