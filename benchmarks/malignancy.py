@@ -1,8 +1,8 @@
 """Malignancy classifiers side by side on the LIDC nodule crops (validation patients; --test adds
 the test patients, to be run once for the final choice), and on the whole LIDC-IDRI-0003 scan.
 
-Trained runs come from `lungseg train configs/classifier_<name>.yaml -o RUNS/<name>` (or
-`lungseg compare`). For each: AUC (median > 3 vs < 3, indeterminate left out) with a 95% CI
+Trained runs come from `lungseg compare configs/classifier_*.yaml -o RUNS` (or `lungseg train
+configs/classifier_<name>.yaml -o RUNS/classifier_<name>`). For each: AUC (median > 3 vs < 3, indeterminate left out) with a 95% CI
 resampling patients, accuracy / sensitivity / specificity at the threshold chosen on validation,
 calibration (Brier, reliability plot), the size-only AUC on the same nodules, how the score
 follows size (Spearman), the AUC inside a size band (does it see more than size?), and the AUC
@@ -84,7 +84,7 @@ def whole_scan_check(names, runs: Path) -> dict:
         for name in names:
             if name == "size_only":
                 continue
-            weights = runs / name / ("classifier.json" if name == "radiomics" else "classifier.pt")
+            weights = runs / f"classifier_{name}" / ("classifier.json" if name == "radiomics" else "classifier.pt")
             clf = NoduleClassifier(weights)
             t0 = time.perf_counter()
             row[name] = clf.classify(hu, case.ct.spacing_zyx, pts)
@@ -105,17 +105,18 @@ def main(argv=None) -> int:
 
     parts = split_samples(_with_features(load_samples([{"type": "lidc_malignancy", "min_readers": 2}])),
                           SplitConfig(fractions=(0.7, 0.2, 0.1), seed=0))
-    names = [n for n in args.names if n == "size_only" or (args.runs / n).exists()]
+    names = [n for n in args.names if n == "size_only" or (args.runs / f"classifier_{n}").exists()]
     result = {"split": {k: len(v) for k, v in parts.items()}, "classifiers": {}}
     scores = {}
     for name in names:
-        score = scorer_for(name, args.runs / name)
+        run = args.runs / f"classifier_{name}"
+        score = scorer_for(name, run)
         entry = {}
         for split in ("val", "test") if args.test else ("val",):
             samples = parts[split]
             s = score(samples)
             scores[(name, split)] = (samples, s)
-            t = threshold_of(name, args.runs / name) if split == "test" or name != "size_only" else None
+            t = threshold_of(name, run) if split == "test" or name != "size_only" else None
             if split == "test" and t is None:
                 t = entry["val"]["threshold"]
             entry[split] = {**patient_figures(samples, s, t), **extra_figures(samples, s)}
@@ -165,14 +166,15 @@ def _plot(scores, path: Path) -> None:
             order = np.argsort(-v)
             tpr = np.concatenate([[0], np.cumsum(y[order]) / y.sum()])
             fpr = np.concatenate([[0], np.cumsum(~y[order]) / (~y).sum()])
-            roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(y, v):.3f})")
+            colour = f"C{NAMES.index(name)}" if name in NAMES else None  # one colour per classifier in both panels
+            roc_ax.plot(fpr, tpr, color=colour, label=f"{name} (AUC {roc_auc(y, v):.3f})")
             if name == "size_only":
                 continue
             edges = np.linspace(0, 1, 6)
             which = np.clip(np.digitize(v, edges) - 1, 0, 4)
             pts = [(v[which == b].mean(), y[which == b].mean()) for b in range(5) if (which == b).sum() >= 3]
             if pts:
-                cal_ax.plot(*zip(*pts), "o-", label=name)
+                cal_ax.plot(*zip(*pts), "o-", color=colour, label=name)
         roc_ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         roc_ax.set(title=f"ROC, {split} patients (median > 3 vs < 3)", xlabel="1 - specificity", ylabel="sensitivity")
         roc_ax.legend(fontsize=8, loc="lower right")
