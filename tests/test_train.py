@@ -56,9 +56,15 @@ def test_config_errors_name_the_key(tmp_path):
 def test_shipped_configs_are_valid():
     paths = sorted((REPO / "configs").glob("*.yaml"))
     assert len(paths) >= 12
-    seen = set()
+    seen, classifiers = set(), set()
     for p in paths:
         cfg = load_config(p)
+        if cfg.task == "classification":  # malignancy classifiers: their own registry and sources
+            from lungseg.classification.samples import SOURCES as NODULE_SOURCES
+
+            classifiers.add(cfg.model.name)
+            assert cfg.notes and all(src["type"] in NODULE_SOURCES for src in cfg.data.sources), p.name
+            continue
         seen.add(cfg.model.name)
         spec = model_spec(cfg.model.name, spatial_dims=cfg.data.dims)
         size = cfg.data.patch_size or cfg.data.input_size
@@ -66,6 +72,9 @@ def test_shipped_configs_are_valid():
         assert cfg.notes, f"{p.name}: say where the settings come from"
         assert all(src["type"] in SOURCES for src in cfg.data.sources), p.name
     assert seen == set(list_models())
+    from lungseg.classification.networks import list_classifiers
+
+    assert classifiers == set(list_classifiers())  # every classifier has a config to compare it with
     cpu = [p for p in paths if p.stem.endswith("_cpu")]
     assert len(cpu) >= 6
 
