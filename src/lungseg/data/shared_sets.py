@@ -9,6 +9,8 @@ Each returns a list of Case with labels named canonically:
 - lidc_slices: 512x512 z-scored, lung-masked slices with consensus nodule masks
 - msd_patches: 48x48 tumour patches from 13 MSD cases whose patch -> case mapping is unknown, so
   all patches form one group (they stay together in one split; use role: val)
+- inserted_real: imlab3d or cip_copdgene volumes with one inserted dense lesion per case
+  (lungseg.synth.insertion: effusion, consolidation, central / chest-wall tumour), seeded
 """
 from __future__ import annotations
 
@@ -235,3 +237,49 @@ def _png(data: bytes) -> np.ndarray:
 
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("L"))
+
+
+def inserted_real(base: str = "imlab3d", ids=None, n_per_volume: int = 4, seed: int = 0, kinds=None,
+                  tumour_label: str = "lung", path=None) -> list[Case]:
+    """Real volumes (imlab3d, split into right/left, or cip_copdgene) with dense pathology inserted
+    (lungseg.synth.insertion): `n_per_volume` cases per volume, each with one lesion, its kind
+    cycling through `kinds` (default: effusion, consolidation, central and chest-wall tumour) so
+    the kinds stay balanced, its shape and place drawn from numpy default_rng([seed, volume,
+    index]): the same config always gives the same cases. Each case is made on its first load
+    and cached (the slice dataset reads a case once per slice, so a new lesion per load would
+    change a case under its own index). A case keeps its volume's patient id, so its variants
+    and the plain volume stay in one split.
+
+    tumour_label: "lung" (R231: the lesion is part of its lung, for lung models) or "nodule"
+    (tumours are label 3, effusion and consolidation lung)."""
+    import zlib
+
+    from ..synth.insertion import INSERTERS, KINDS, tumour_labels
+
+    if base == "imlab3d":
+        bases = imlab3d(path, ids=ids, split_sides=True)
+    elif base == "cip_copdgene":
+        bases = cip_copdgene(path)
+    else:
+        raise LungsegError(f"inserted_real: base must be imlab3d or cip_copdgene, got '{base}'")
+    kinds = tuple(kinds) if kinds else KINDS
+    bad = [k for k in kinds if k not in INSERTERS]
+    if bad:
+        raise LungsegError(f"inserted_real: unknown lesion kinds {bad} (choose from {', '.join(KINDS)})")
+    if tumour_label not in ("lung", "nodule"):
+        raise LungsegError(f"inserted_real: tumour_label must be lung or nodule, got '{tumour_label}'")
+    names = {1: "right_lung", 2: "left_lung", **({3: "nodule"} if tumour_label == "nodule" else {})}
+    cases = []
+    for b in bases:
+        for k in range(int(n_per_volume)):
+            kind = kinds[k % len(kinds)]
+
+            def loader(b=b, k=k, kind=kind):
+                image, labels = b.load()  # the base volume is cached: read once for all its variants
+                rng = np.random.default_rng([int(seed), zlib.crc32(b.case_id.encode()), k])
+                res = INSERTERS[kind](image, labels, tuple(reversed(b.spacing)), rng)
+                return res.hu, tumour_labels(res) if tumour_label == "nodule" else res.labels, b.spacing
+
+            cases.append(Case(f"{b.case_id}/inserted-{seed}-{k}", b.patient_id, loader, names, is_hu=True,
+                              spacing=b.spacing, source="inserted_real", meta={"kind": kind, "seed": seed}))
+    return cases

@@ -16,6 +16,7 @@ SOURCES = {
     "lidc_crops": shared_sets.lidc_crops,
     "lidc_slices": shared_sets.lidc_slices,
     "msd_patches": shared_sets.msd_patches,
+    "inserted_real": shared_sets.inserted_real,
 }
 # keys of a source entry that the dataset builder uses itself (not passed to the adapter)
 ENTRY_KEYS = ("type", "role", "label_map", "patients_limit")
