@@ -48,16 +48,28 @@ def _largest_nodule(labels: np.ndarray) -> tuple[int, int, int] | None:
 
 def _largest_nodule_voxels(labels: np.ndarray) -> np.ndarray | None:
     """(n, 3) voxel indices of the largest connected label-3 region (26-connected, as the
-    report's nodules), or None without nodules."""
+    report's nodules), or None without nodules. Labelled inside the nodules' bounding box only:
+    on a 512x512x300 scan the whole-volume labelling took ~1 s of a ~10 s run."""
     import cc3d
 
-    nodules = labels == 3
-    if not nodules.any():
+    box = _nodule_box(labels)
+    if box is None:
         return None
-    components = cc3d.connected_components(nodules, connectivity=26)
+    components = cc3d.connected_components(labels[box] == 3, connectivity=26)
     sizes = np.bincount(components.ravel())
     sizes[0] = 0
-    return np.argwhere(components == int(np.argmax(sizes)))
+    return np.argwhere(components == int(np.argmax(sizes))) + [s.start for s in box]
+
+
+def _nodule_box(labels: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of label 3, found slab by slab (z first) so the whole volume is compared once."""
+    planes = np.flatnonzero([(plane == 3).any() for plane in labels])
+    if not len(planes):
+        return None
+    slab = labels[planes[0]:planes[-1] + 1] == 3
+    rows = np.flatnonzero(slab.any(axis=(0, 2)))
+    cols = np.flatnonzero(slab.any(axis=(0, 1)))
+    return slice(planes[0], planes[-1] + 1), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def _nodule_planes(voxels: np.ndarray) -> tuple[int, int, int]:
@@ -125,7 +137,8 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
         ax.axis("off")
     axes[0].text(0.01, 0.5, "R", color="white", transform=axes[0].transAxes, fontsize=13, va="center")
     axes[0].text(0.97, 0.5, "L", color="white", transform=axes[0].transAxes, fontsize=13, va="center")
-    present = [v for v in LABEL_COLOURS if (labels == v).any()] or [1, 2]
+    shown = np.unique(np.concatenate([np.unique(v[2]) for v in views]))  # the legend names what the panels show
+    present = [v for v in LABEL_COLOURS if v in shown] or [1, 2]
     handles = [Patch(color=LABEL_COLOURS[v][1], label=LABEL_COLOURS[v][0]) for v in present]
     if low_confidence is not None and low_confidence.any():
         handles.append(Patch(color=LOW_CONFIDENCE_COLOUR[1], label=LOW_CONFIDENCE_COLOUR[0]))
