@@ -21,6 +21,7 @@ MODELS = {  # installed name -> training stages (config, run folder); the last s
     "nodule": [("configs/default_nodule.yaml", "runs/default_nodule"),
                ("configs/default_nodule_tumours.yaml", "runs/default_nodule_tumours")],
     "lung_image": [("configs/default_lung_image.yaml", "runs/default_lung_image")],
+    "classifier": [("configs/classifier_radiomics.yaml", "runs/classifiers/classifier_radiomics")],
 }
 KEEP = ("model_name", "model_kwargs", "spec", "preprocessing", "classes", "epoch", "metrics", "config", "state_dict")
 
@@ -30,7 +31,12 @@ EXPORT = {"lung_hu": True, "nodule": False}  # models run on OpenVINO -> resize 
 
 def install(best: Path, name: str) -> Path:
     """Copy the inference part of a checkpoint into the package (no optimiser state; weights
-    stored in fp16 to keep the package small) and export the ONNX graph the CPU runtime uses."""
+    stored in fp16 to keep the package small) and export the ONNX graph the CPU runtime uses.
+    The malignancy classifier (a radiomics model) is its JSON, copied as it is."""
+    if name == "classifier":
+        import shutil
+
+        return Path(shutil.copy(best.with_name("classifier.json"), ROOT / "src" / "lungseg" / "weights" / "classifier.json"))
     from lungseg.inference.export import export_onnx
     from lungseg.models.checkpoint import read_checkpoint, save_checkpoint
 
