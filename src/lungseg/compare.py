@@ -58,13 +58,7 @@ def prepare_configs(paths, overrides=None, epochs: int | None = None) -> list:
     if not paths:
         raise LungsegError("lungseg compare needs at least one config")
     cfgs = [load_config(p, overrides) for p in paths]
-    names = [c.name for c in cfgs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise LungsegError(f"configs share the run name {', '.join(dupes)}: give each a distinct 'name:' "
-                           "(the name is the run folder)")
-    if epochs is not None and epochs < 1:
-        raise LungsegError("--epochs must be >= 1")
+    check_runs(cfgs, epochs)
     first = cfgs[0]
     n_epochs = epochs or first.total_epochs()
     out = []
@@ -76,6 +70,17 @@ def prepare_configs(paths, overrides=None, epochs: int | None = None) -> list:
         cfg.data, cfg.seed = shared, first.seed
         out.append(with_epochs(cfg, n_epochs))
     return out
+
+
+def check_runs(cfgs, epochs: int | None) -> None:
+    """Run names are folders, so they must be unique; --epochs must be positive."""
+    names = [c.name for c in cfgs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise LungsegError(f"configs share the run name {', '.join(dupes)}: give each a distinct 'name:' "
+                           "(the name is the run folder)")
+    if epochs is not None and epochs < 1:
+        raise LungsegError("--epochs must be >= 1")
 
 
 def with_epochs(cfg, n: int):

@@ -52,13 +52,9 @@ def task_of(cfgs, paths) -> str:
 
 def prepare_configs(cfgs, epochs: int | None = None) -> list:
     """The fairness rule applied; run names (folders) must be unique."""
-    names = [c.name for c in cfgs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise LungsegError(f"configs share the run name {', '.join(dupes)}: give each a distinct 'name:' "
-                           "(the name is the run folder)")
-    if epochs is not None and epochs < 1:
-        raise LungsegError("--epochs must be >= 1")
+    from ..compare import check_runs
+
+    check_runs(cfgs, epochs)
     first, out = cfgs[0], []
     for cfg in cfgs:
         cfg = copy.deepcopy(cfg)

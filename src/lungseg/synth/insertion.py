@@ -637,13 +637,7 @@ def central_tumour(hu, labels, spacing_zyx, rng: np.random.Generator, *, side=No
             break
         if attempt % 3 == 2:  # shrink a mass that does not fit
             blob["radii"] = blob["radii"] * 0.9
-    if best is None:
-        raise ValueError("could not place a central tumour")
-    blob["radii"] = best[2]
-    res = _tumour_at(hu, labels, labels_s, side, best[0], blob, spacing, rng, noise, "central_tumour")
-    if res is None:
-        raise ValueError("could not place a central tumour")
-    return res
+    return _place_best(best, hu, labels, labels_s, side, blob, spacing, rng, noise, "central_tumour")
 
 
 def chest_wall_tumour(hu, labels, spacing_zyx, rng: np.random.Generator, *, side=None, diameter_mm=None,
@@ -694,12 +688,17 @@ def chest_wall_tumour(hu, labels, spacing_zyx, rng: np.random.Generator, *, side
             break
         if attempt % 3 == 2:
             blob["radii"] = blob["radii"] * 0.9
-    if best is None:
-        raise ValueError("could not place a chest-wall tumour")
-    blob["radii"] = best[2]
-    res = _tumour_at(hu, labels, labels_s, side, best[0], blob, spacing, rng, noise, "chest_wall_tumour")
+    return _place_best(best, hu, labels, labels_s, side, blob, spacing, rng, noise, "chest_wall_tumour")
+
+
+def _place_best(best, hu, labels, labels_s, side, blob, spacing, rng, noise, kind: str) -> Inserted:
+    """Draw the tumour at the best placement found (centre, fit, radii), or fail with one message."""
+    res = None
+    if best is not None:
+        blob["radii"] = best[2]
+        res = _tumour_at(hu, labels, labels_s, side, best[0], blob, spacing, rng, noise, kind)
     if res is None:
-        raise ValueError("could not place a chest-wall tumour")
+        raise ValueError(f"could not place a {kind.replace('_', ' ')}")
     return res
 
 
