@@ -48,6 +48,25 @@ def crafted_case():
     return CTImage.from_array(hu, spacing=SPACING, is_hu=True), labels
 
 
+def write_crafted_scan(folder):
+    """The crafted case's CT as a NIfTI file (what a web user uploads)."""
+    ct, _ = crafted_case()
+    scan = folder / "crafted.nii.gz"
+    img = sitk.GetImageFromArray(ct.array.astype(np.int16))
+    img.SetSpacing(SPACING)
+    sitk.WriteImage(img, str(scan))
+    return scan
+
+
+def classified_report(classifier, ct, labels):
+    """(report, output) of a crafted case whose nodules the classifier scored, as the pipeline does."""
+    out = SegmenterOutput(labels)
+    out.malignancy_voxels, out.malignancy_voxel_ids, out.malignancy_results = classify_nodules(
+        classifier, ct.array, ct.spacing_zyx, labels)
+    out.malignancy = classifier.describe()
+    return segmentation_report(ct, labels, out, model="crafted", notes=[]), out
+
+
 @pytest.fixture(scope="module")
 def classifier():
     weights = classifier_weights()
@@ -58,11 +77,7 @@ def classifier():
 
 def test_report_gives_every_nodule_a_malignancy_score_and_class(classifier):
     ct, labels = crafted_case()
-    out = SegmenterOutput(labels)
-    out.malignancy_voxels, out.malignancy_voxel_ids, out.malignancy_results = classify_nodules(
-        classifier, ct.array, ct.spacing_zyx, labels)
-    out.malignancy = classifier.describe()
-    report = segmentation_report(ct, labels, out, model="crafted", notes=[])
+    report, out = classified_report(classifier, ct, labels)
     assert len(report["nodules"]) == 2
     for n in report["nodules"]:
         assert 0.0 <= n["malignancy_score"] <= 1.0
@@ -180,11 +195,7 @@ def test_web_report_returns_the_malignancy_fields(tmp_path, classifier):
     from lungseg.web import WebSettings, create_app
     from lungseg.web.schemas import Report
 
-    ct, _ = crafted_case()
-    scan = tmp_path / "crafted.nii.gz"
-    img = sitk.GetImageFromArray(ct.array.astype(np.int16))
-    img.SetSpacing(SPACING)
-    sitk.WriteImage(img, str(scan))
+    scan = write_crafted_scan(tmp_path)
     app = create_app(WebSettings(model=CraftedWithClassifier(classifier), root=tmp_path / "jobs"))
     with TestClient(app) as client:
         job = submit(client, scan.read_bytes(), "crafted.nii.gz").json()["job_id"]
@@ -314,11 +325,7 @@ def test_pipeline_takes_the_radiomics_model_when_no_network_ships(classifiers_co
     assert weights == out / "clf_radiomics" / "classifier.json"
     classifier = NoduleClassifier(weights)
     ct, labels = crafted_case()
-    out_ = SegmenterOutput(labels)
-    out_.malignancy_voxels, out_.malignancy_voxel_ids, out_.malignancy_results = classify_nodules(
-        classifier, ct.array, ct.spacing_zyx, labels)
-    out_.malignancy = classifier.describe()
-    report = segmentation_report(ct, labels, out_, model="crafted", notes=[])
+    report, out = classified_report(classifier, ct, labels)
     assert report["malignancy"]["classifier"] == "radiomics"
     assert all(0 <= n["malignancy_score"] <= 1 for n in report["nodules"])
 
@@ -334,11 +341,7 @@ def test_web_page_shows_the_malignancy_column_and_caveat(tmp_path, classifier):
     from lungseg.web.server import background_server
 
     executable = chromium_or_skip()
-    ct, _ = crafted_case()
-    scan = tmp_path / "crafted.nii.gz"
-    img = sitk.GetImageFromArray(ct.array.astype(np.int16))
-    img.SetSpacing(SPACING)
-    sitk.WriteImage(img, str(scan))
+    scan = write_crafted_scan(tmp_path)
     app = create_app(WebSettings(model=CraftedWithClassifier(classifier), root=tmp_path / "jobs"))
     problems = []
     with background_server(app) as base, sync_playwright() as pw:

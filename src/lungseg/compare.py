@@ -63,13 +63,18 @@ def prepare_configs(paths, overrides=None, epochs: int | None = None) -> list:
     n_epochs = epochs or first.total_epochs()
     out = []
     for cfg in cfgs:
-        cfg = copy.deepcopy(cfg)
-        shared = copy.deepcopy(first.data)
-        for key in PER_MODEL_DATA_KEYS:
-            setattr(shared, key, copy.deepcopy(getattr(cfg.data, key)))
-        cfg.data, cfg.seed = shared, first.seed
-        out.append(with_epochs(cfg, n_epochs))
+        out.append(with_epochs(with_shared_data(cfg, first), n_epochs))
     return out
+
+
+def with_shared_data(cfg, first):
+    """A copy of cfg with the first config's data section (but its own batch sizes) and seed."""
+    cfg = copy.deepcopy(cfg)
+    shared = copy.deepcopy(first.data)
+    for key in PER_MODEL_DATA_KEYS:
+        setattr(shared, key, copy.deepcopy(getattr(cfg.data, key)))
+    cfg.data, cfg.seed = shared, first.seed
+    return cfg
 
 
 def check_runs(cfgs, epochs: int | None) -> None:

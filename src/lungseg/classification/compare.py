@@ -11,7 +11,6 @@ config. The figures are those each run's train_classifier wrote to <out>/<name>/
 sensitivity and specificity there are optimistic)."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 import statistics
@@ -22,7 +21,6 @@ import numpy as np
 
 from ..errors import LungsegError
 
-PER_MODEL_DATA_KEYS = ("batch_size", "val_batch_size")
 RULE = ("data section (sources, split) and seed of the first config for all (batch size per model); "
         "--epochs for every network, else each config's own (early stopping per config); architecture "
         "and optimiser from each config; figures from each run's metrics.json on the same validation nodules")
@@ -52,16 +50,12 @@ def task_of(cfgs, paths) -> str:
 
 def prepare_configs(cfgs, epochs: int | None = None) -> list:
     """The fairness rule applied; run names (folders) must be unique."""
-    from ..compare import check_runs
+    from ..compare import check_runs, with_shared_data
 
     check_runs(cfgs, epochs)
     first, out = cfgs[0], []
     for cfg in cfgs:
-        cfg = copy.deepcopy(cfg)
-        shared = copy.deepcopy(first.data)
-        for key in PER_MODEL_DATA_KEYS:
-            setattr(shared, key, copy.deepcopy(getattr(cfg.data, key)))
-        cfg.data, cfg.seed = shared, first.seed
+        cfg = with_shared_data(cfg, first)
         if epochs is not None:
             cfg.epochs, cfg.phases = int(epochs), []
         out.append(cfg)

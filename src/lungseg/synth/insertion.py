@@ -310,15 +310,19 @@ def _tissue(shape, spacing, base_hu: float, noise: Noise, rng, texture_hu: float
     return out
 
 
+def _setup(hu, labels, spacing_zyx, rng, side, noise):
+    """What every lesion starts from: spacing, mL per voxel, the side labels, the chosen side and the noise."""
+    spacing = np.asarray(spacing_zyx, float)
+    labels_s, present = _sides(labels)
+    side = _pick_side(labels_s, present, rng, side)
+    return spacing, float(np.prod(spacing)) / 1000.0, labels_s, side, noise or estimate_noise(hu, labels)
+
+
 # ---- pleural effusion ----------------------------------------------------------------------------
 def pleural_effusion(hu, labels, spacing_zyx, rng: np.random.Generator, *, side=None, volume_ml=None,
                      noise: Noise | None = None) -> Inserted:
     """A posterior (dependent, supine) crescent of fluid at the base of one lung."""
-    spacing = np.asarray(spacing_zyx, float)
-    vox_ml = float(np.prod(spacing)) / 1000.0
-    labels_s, present = _sides(labels)
-    side = _pick_side(labels_s, present, rng, side)
-    noise = noise or estimate_noise(hu, labels)
+    spacing, vox_ml, labels_s, side, noise = _setup(hu, labels, spacing_zyx, rng, side, noise)
     lung_full = labels_s == side
     box = _bbox(lung_full, pad=1)
     zs = box[0].start + np.flatnonzero(lung_full[box].any(axis=(1, 2)))
@@ -377,11 +381,7 @@ def _tube(out: np.ndarray, a, b, radius_mm: float, spacing) -> None:
 def consolidation(hu, labels, spacing_zyx, rng: np.random.Generator, *, side=None, volume_ml=None,
                   bronchograms: bool | None = None, noise: Noise | None = None) -> Inserted:
     """An irregular, contiguous, lobe-like region of one lung at 20-50 HU, with air bronchograms."""
-    spacing = np.asarray(spacing_zyx, float)
-    vox_ml = float(np.prod(spacing)) / 1000.0
-    labels_s, present = _sides(labels)
-    side = _pick_side(labels_s, present, rng, side)
-    noise = noise or estimate_noise(hu, labels)
+    spacing, vox_ml, labels_s, side, noise = _setup(hu, labels, spacing_zyx, rng, side, noise)
     lung_full = labels_s == side
     lbox = _bbox(lung_full)
     n_lung = int(lung_full[lbox].sum())
