@@ -97,11 +97,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pathology_in_real.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "pathology_in_real.png")
     ap.add_argument("--no-montage", action="store_true")
+    ap.add_argument("--lung-checkpoint", type=Path, help="a lung checkpoint to try instead of the shipped one (torch)")
     args = ap.parse_args()
     grids = [None if g == "native" else float(g) for g in args.grids]
     gname = lambda g: "native" if g is None else f"{g:g}mm"  # noqa: E731
     t_start = time.perf_counter()
     segmenter = DefaultSegmenter(low_confidence=False)
+    if args.lung_checkpoint:
+        from lungseg.inference.network import ModelSegmenter
+
+        segmenter.lungs.hu = ModelSegmenter.from_checkpoint(args.lung_checkpoint, runtime="torch", low_confidence=False)
     vols = volumes()
     rows, baselines, keep = [], {}, {}
     for vi, (vid, hu, labels, sp) in enumerate(vols):

@@ -172,7 +172,7 @@ def test_bf16_autocast_trains(tmp_path):
     assert result.history[0]["train_loss"] > 0
 
 
-def test_cli_train(tmp_path):
+def test_cli_train(tmp_path, capsys):
     from lungseg.cli import main
 
     cfg_path = tmp_path / "c.yaml"
@@ -187,6 +187,8 @@ def test_cli_train(tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "cli" / "history.csv")))) == 2
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert main(["train", "--list-models"]) == 0
+    listed = capsys.readouterr().out
+    assert "fast_unet" in listed and "resnet34" in listed and "radiomics" in listed  # segmenters and classifiers
 
 
 def test_case_dice_weighs_every_case_alike():

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=int, help="override the number of epochs (single-phase configs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)")
-    p.add_argument("--list-models", action="store_true", help="print the available architectures and exit")
+    p.add_argument("--list-models", action="store_true", help="print the available architectures (segmenters and classifiers) and exit")
     p.set_defaults(func=run)
 
 
@@ -23,6 +23,11 @@ def run(args) -> int:
 
         for name in list_models():
             print(f"{name:22s} {model_spec(name).description}")
+        from ..classification.networks import CLASSIFIERS
+
+        print("\nmalignancy classifiers (task: classification):")
+        for name, spec in CLASSIFIERS.items():
+            print(f"{name:22s} {spec.description}")
         return 0
     if not args.config:
         from ..errors import LungsegError
