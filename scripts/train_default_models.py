@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # installed name -> training stages (config, run folder); the last stage is installed
     "lung_hu": [("configs/default_lung.yaml", "runs/default_lung_hu"),
                 ("configs/default_lung_finetune.yaml", "runs/default_lung_hu_finetune"),
-                ("configs/default_lung_tumours.yaml", "runs/default_lung_hu_tumours")],
+                ("configs/default_lung_tumours.yaml", "runs/default_lung_hu_tumours"),
+                ("configs/default_lung_pathology.yaml", "runs/default_lung_hu_pathology")],
     "nodule": [("configs/default_nodule.yaml", "runs/default_nodule"),
                ("configs/default_nodule_tumours.yaml", "runs/default_nodule_tumours")],
     "lung_image": [("configs/default_lung_image.yaml", "runs/default_lung_image")],

@@ -162,3 +162,22 @@ def test_lung_voxels_equal_isin_on_every_label_value():
 
     labels = np.random.default_rng(0).integers(0, 256, (4, 16, 16)).astype(np.uint8)
     np.testing.assert_array_equal(lung_voxels(labels), np.isin(labels, (1, 2)))
+
+
+def test_piece_in_the_air_outside_the_body_is_dropped_an_enclosed_one_kept():
+    """A lung piece in the air in front of the body (as above the apex on LIDC-IDRI-0003) goes;
+    a piece of the same size inside the chest wall (a lung cut by a mass) stays."""
+    hu = np.full((20, 80, 80), -1000.0, np.float32)
+    hu[:, 20:70, 10:70] = 40  # the body; rows 0-19 are the air in front of it
+    hu[:, 25:65, 15:38] = -850  # right lung
+    hu[:, 25:65, 42:65] = -850  # left lung, its main part ...
+    hu[:, 48:52, 42:65] = 40  # ... cut by a soft-tissue band: rows 52-64 are an enclosed second piece
+    labels = np.zeros(hu.shape, np.uint8)
+    labels[:, 25:65, 15:38] = 1
+    labels[:, 25:48, 42:65] = 2
+    labels[:, 52:65, 42:65] = 2  # enclosed piece: 13 rows vs the main 23
+    labels[5:15, 2:18, 45:75] = 2  # a piece in the outside air, as large as the enclosed one
+    out = postprocess_labels(labels, (2.0, 1.0, 1.0), hu=hu)
+    assert not out[5:15, 2:18, 45:75].any()
+    assert (out[:, 52:65, 42:65] == 2).all() and (out[:, 25:48, 42:65] == 2).all()
+    assert (out == 1).sum() == (labels == 1).sum()

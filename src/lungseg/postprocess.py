@@ -131,10 +131,13 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
     main component is dropped whatever its size, as lungmask keeps one component per lung (bowel
     gas under the diaphragm is easily > 2 mL); a lung really cut in two big parts keeps both.
     Single slices keep their islands: near the bases one lung shows as several on a slice.
-    hu: the CT in Hounsfield units, to add the dark pockets at the lung border (add_dark_pockets)."""
+    hu: the CT in Hounsfield units, to drop pieces lying in the air outside the body
+    (drop_outside_pieces) and add the dark pockets at the lung border (add_dark_pockets)."""
     box = foreground_box(labels)
     out = np.zeros_like(labels)
     out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
+    if hu is not None and out.shape[0] > 1:
+        drop_outside_pieces(out, hu)
     if hu is not None:
         added, where = _add_dark_pockets(out, hu)
         if added:  # fill the vessels inside the added pockets, around them only
@@ -189,6 +192,44 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     recolour = np.where(merge, other, np.where(small, 0, value))
     out[coords] = recolour[ids]
     return bool(merge.any())
+
+
+def drop_outside_pieces(labels: np.ndarray, hu: np.ndarray, air_hu: float = -400.0, min_outside: float = 0.5) -> int:
+    """Drop, in place, the pieces of a lung (other than its main component) that lie mostly in the
+    air outside the body: on their slices, air connected to the slice's border without crossing
+    tissue. Seen on LIDC-IDRI-0003: ~260 mL of air in front of the neck, above the apex, was kept as
+    a left-lung piece (it is > 5 % of the lung). A lung lies inside the chest wall, so a real piece
+    never does this unless the field of view cuts through it. Returns the voxels dropped."""
+    from scipy import ndimage
+
+    dropped = 0
+    outside_of: dict[int, np.ndarray] = {}  # slice -> its outside air, computed once
+    for value in LUNGS:
+        mask = labels == value
+        if not mask.any():
+            continue
+        box = foreground_box(mask, margin=0)
+        comps, n = label(mask[box])
+        if n <= 1:
+            continue
+        sizes = np.bincount(comps.ravel())
+        sizes[0] = 0
+        main = int(sizes.argmax())
+        for piece in range(1, n + 1):
+            if piece == main:
+                continue
+            coords = tuple(c + s.start for c, s in zip(np.nonzero(comps == piece), box))
+            for z in np.unique(coords[0]):
+                if z not in outside_of:
+                    air, _ = ndimage.label(hu[z] < air_hu)
+                    edge = np.unique(np.concatenate([air[0], air[-1], air[:, 0], air[:, -1]]))
+                    outside_of[z] = np.isin(air, edge[edge > 0])
+            outside = np.concatenate([outside_of[z][coords[1][coords[0] == z], coords[2][coords[0] == z]]
+                                      for z in np.unique(coords[0])])
+            if outside.mean() >= min_outside:
+                labels[coords] = 0
+                dropped += len(coords[0])
+    return dropped
 
 
 def add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = -900.0,
