@@ -163,15 +163,23 @@ def compare_classifiers(config_paths, out_dir="runs/compare", *, epochs: int | N
                         overrides=None, threads: int | None = None, cfgs=None, log=None) -> dict:
     """Train/reuse every classification config, time it, read its metrics; writes compare.csv and
     compare.json into out_dir and returns the compare.json content."""
-    from ..evaluation.tables import write_csv, write_json
-
     log = log or (lambda msg: None)
     out_dir = Path(out_dir)
     cfgs = prepare_configs(cfgs if cfgs is not None else load_configs(config_paths, overrides), epochs)
-    if threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(int(threads))
+    saved = torch.get_num_threads()  # restored afterwards: compare may run inside a larger program
+    try:
+        if threads:
+            torch.set_num_threads(int(threads))
+        return _compare(config_paths, cfgs, out_dir, epochs, reuse, overrides, log)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _compare(config_paths, cfgs, out_dir: Path, epochs, reuse: bool, overrides, log) -> dict:
+    from ..evaluation.tables import write_csv, write_json
+
     val_all = validation_samples(cfgs[0])
     val_summary = _summary(val_all)
     val = [s for s in val_all if s.label is not None]

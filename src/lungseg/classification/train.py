@@ -137,10 +137,20 @@ def train_classifier(cfg, output_dir=None):
     out = Path(output_dir or cfg.output_dir or Path("runs") / cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     say = print if cfg.verbose else (lambda *a, **k: None)
-    if cfg.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(int(cfg.threads))
+    threads = torch.get_num_threads()  # restored afterwards: training may run inside a larger program
+    try:
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        return _train_classifier(cfg, out, say)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_classifier(cfg, out: Path, say):
+    from ..train.engine import TrainResult
+
     name = cfg.model.name
     if name not in CLASSIFIERS:
         raise LungsegError(f"unknown classifier '{name}' (choose from {', '.join(CLASSIFIERS)})")
