@@ -185,6 +185,7 @@ def test_case_names_and_a_folder_holding_scans_and_masks(tmp_path):
     assert case_name(tmp_path / "id001-128x128x64-msk.nii.gz") == "id001-128x128x64"
     assert case_name(tmp_path / "lung_004_0000.nii.gz") == "lung_004"
     assert case_name(tmp_path / "case7_pred.npy") == "case7"
+    assert case_name(tmp_path / "case7.seg.dcm") == "case7"  # what `lungseg segment -o case7.seg.dcm` writes
     for name in ("id001.nii.gz", "id001-msk.nii.gz", "README.md"):
         (tmp_path / name).write_bytes(b"")
     assert list_cases(tmp_path, "image")["id001"].name == "id001.nii.gz"

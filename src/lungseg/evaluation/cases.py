@@ -20,7 +20,7 @@ from ..errors import LungsegError
 from ..io.readers import SLICE_SUFFIXES, VOLUME_SUFFIXES, suffix_of
 
 LABEL_SUFFIXES = set(VOLUME_SUFFIXES) | {".png", ".npy", ".npz", ".tif", ".tiff", ".dcm"}  # .dcm: DICOM-SEG
-_ROLE_TAG = re.compile(r"([_-](0000|msk|mask|masks|seg|label|labels|pred|prediction|gt|ref))+$", re.IGNORECASE)
+_ROLE_TAG = re.compile(r"([_.-](0000|msk|mask|masks|seg|label|labels|pred|prediction|gt|ref))+$", re.IGNORECASE)
 
 
 @dataclass
