@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lungseg.classification.metrics import bootstrap_auc, roc_auc
+from lungseg.classification.metrics import roc_auc
 from lungseg.classification.train import _with_features, patient_figures, predict_network, split_samples
 from lungseg.classification.samples import load_samples
 

@@ -19,7 +19,7 @@ from ..errors import LungsegError
 from .features import nodule_features
 from .metrics import at_threshold, bootstrap_auc, calibration, roc_auc, youden_threshold
 from .networks import CLASSIFIERS
-from .patches import CHANNELS, PATCH, PIXEL_MM, SLICE_MM, nodule_extent, nodule_patch
+from .patches import CHANNELS, PATCH, PIXEL_MM, SLICE_MM, nodule_patch
 from .samples import load_samples
 
 LABEL_RULE_NOTE = "LIDC readers' suspicion scale, not a diagnosis"
@@ -132,8 +132,6 @@ def fit_network(cfg, train, val, say):
 
 
 def train_classifier(cfg, output_dir=None):
-    from ..train.engine import TrainResult
-
     out = Path(output_dir or cfg.output_dir or Path("runs") / cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     say = print if cfg.verbose else (lambda *a, **k: None)
