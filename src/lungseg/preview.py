@@ -135,8 +135,12 @@ def render_preview(ct: CTImage, labels: np.ndarray, path, low_confidence: np.nda
         ax.imshow(_rgba(lab, lc, alpha), aspect=aspect, origin=origin, interpolation="nearest")
         ax.set_title(name, color="white", fontsize=11)
         ax.axis("off")
-    axes[0].text(0.01, 0.5, "R", color="white", transform=axes[0].transAxes, fontsize=13, va="center")
-    axes[0].text(0.97, 0.5, "L", color="white", transform=axes[0].transAxes, fontsize=13, va="center")
+    from matplotlib import patheffects
+
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="black")]  # readable on bright chest wall too
+    for x, side in ((0.01, "R"), (0.97, "L")):
+        axes[0].text(x, 0.5, side, color="white", transform=axes[0].transAxes, fontsize=13, va="center",
+                     path_effects=outline)
     shown = np.unique(np.concatenate([np.unique(v[2]) for v in views]))  # the legend names what the panels show
     present = [v for v in LABEL_COLOURS if v in shown] or [1, 2]
     handles = [Patch(color=LABEL_COLOURS[v][1], label=LABEL_COLOURS[v][0]) for v in present]
