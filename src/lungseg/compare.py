@@ -311,13 +311,21 @@ def resolve_device(device: str) -> tuple[str, str]:
 
 
 # ---- the comparison ------------------------------------------------------------------------------
-def compare(config_paths, out_dir="runs/compare", *, epochs: int | None = None, budget_minutes: float | None = None,
-            reuse: bool = False, overrides=None, device: str = "auto", n_boot: int = 1000, seed: int = 0,
-            timing_slices: int = 16, threads: int | None = None, tolerance_mm: float = 2.0, min_iou: float = 0.1,
-            plot: bool = True, log=None) -> dict:
+def compare(config_paths, out_dir="runs/compare", **options) -> dict:
     """Train/reuse, evaluate and time every config; writes compare.csv/json, per_case.csv and
     compare.png into out_dir; returns the compare.json content. threads: CPU inference threads
-    (default: ModelSegmenter's, all cores; fewer gives steadier timings on a busy machine)."""
+    (default: ModelSegmenter's, all cores; fewer gives steadier timings on a busy machine); the
+    count is restored afterwards."""
+    from .threads import torch_threads
+
+    with torch_threads():
+        return _compare(config_paths, out_dir, **options)
+
+
+def _compare(config_paths, out_dir="runs/compare", *, epochs: int | None = None, budget_minutes: float | None = None,
+             reuse: bool = False, overrides=None, device: str = "auto", n_boot: int = 1000, seed: int = 0,
+             timing_slices: int = 16, threads: int | None = None, tolerance_mm: float = 2.0, min_iou: float = 0.1,
+             plot: bool = True, log=None) -> dict:
     import torch
 
     from .evaluation import summarise_all

@@ -166,15 +166,10 @@ def compare_classifiers(config_paths, out_dir="runs/compare", *, epochs: int | N
     log = log or (lambda msg: None)
     out_dir = Path(out_dir)
     cfgs = prepare_configs(cfgs if cfgs is not None else load_configs(config_paths, overrides), epochs)
-    import torch
+    from ..threads import torch_threads
 
-    saved = torch.get_num_threads()  # restored afterwards: compare may run inside a larger program
-    try:
-        if threads:
-            torch.set_num_threads(int(threads))
+    with torch_threads(threads):
         return _compare(config_paths, cfgs, out_dir, epochs, reuse, overrides, log)
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _compare(config_paths, cfgs, out_dir: Path, epochs, reuse: bool, overrides, log) -> dict:

@@ -135,15 +135,10 @@ def train_classifier(cfg, output_dir=None):
     out = Path(output_dir or cfg.output_dir or Path("runs") / cfg.name)
     out.mkdir(parents=True, exist_ok=True)
     say = print if cfg.verbose else (lambda *a, **k: None)
-    import torch
+    from ..threads import torch_threads
 
-    threads = torch.get_num_threads()  # restored afterwards: training may run inside a larger program
-    try:
-        if cfg.threads:
-            torch.set_num_threads(int(cfg.threads))
+    with torch_threads(cfg.threads):
         return _train_classifier(cfg, out, say)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_classifier(cfg, out: Path, say):
