@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lungseg.classification.compare import weights_of
 from lungseg.classification.metrics import roc_auc
 from lungseg.classification.train import _with_features, patient_figures, predict_network, split_samples
 from lungseg.classification.samples import load_samples
@@ -31,16 +32,17 @@ SIZE_BAND_MM = (8.0, 20.0)  # where size alone separates least well
 
 
 def scorer_for(name: str, run: Path):
-    if name == "size_only":
+    weights = weights_of(run, name)
+    if weights is None:  # size_only
         return lambda samples: np.array([s.meta["diameter_mm"] for s in samples])
-    if name == "radiomics":
+    if weights.suffix == ".json":
         from lungseg.classification.radiomics import RadiomicsModel
 
-        model = RadiomicsModel.load(run / "classifier.json")
+        model = RadiomicsModel.load(weights)
         return lambda samples: model.predict([s.meta["features"] for s in samples])
     from lungseg.classification.train import load_classifier_state
 
-    model, _ = load_classifier_state(run / "classifier.pt")
+    model, _ = load_classifier_state(weights)
     return lambda samples: predict_network(model, samples)
 
 
@@ -84,8 +86,7 @@ def whole_scan_check(names, runs: Path) -> dict:
         for name in names:
             if name == "size_only":
                 continue
-            weights = runs / f"classifier_{name}" / ("classifier.json" if name == "radiomics" else "classifier.pt")
-            clf = NoduleClassifier(weights)
+            clf = NoduleClassifier(weights_of(runs / f"classifier_{name}", name))
             t0 = time.perf_counter()
             row[name] = clf.classify(hu, case.ct.spacing_zyx, pts)
             row[name]["first_call_s"] = round(time.perf_counter() - t0, 3)  # includes compiling the network

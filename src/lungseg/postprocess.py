@@ -165,21 +165,31 @@ def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodul
     return out[None] if single else out
 
 
+def _pieces(lab: np.ndarray, value: int):
+    """(box, components, count, sizes) of lung `value` labelled inside its own box (half the grid
+    or less), sizes[0] = 0 so argmax is the main component; None when the lung is one piece or absent."""
+    mask = lab == value
+    if not mask.any():
+        return None
+    box = foreground_box(mask, margin=0)
+    comps, n = label(mask[box])
+    if n <= 1:
+        return None
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)
+    sizes[0] = 0  # background; the main component is the first largest
+    return box, comps, n, sizes
+
+
 def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: float, min_piece_ml: float,
                          min_piece_fraction: float) -> bool:
     """Recolour, in `out`, the pieces of lung `value` (in `lab`) other than its main component: a
     piece of this colour touching the other lung is a patch of that lung, so it is merged into it;
     an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
     is dropped (e.g. bowel gas, noise). Returns whether any piece was merged."""
-    mask = lab == value
-    if not mask.any():
+    found = _pieces(lab, value)
+    if found is None:
         return False
-    box = foreground_box(mask, margin=0)  # label this lung's box only: half the grid or less
-    comps, n = label(mask[box])
-    if n <= 1:
-        return False
-    sizes = np.bincount(comps.ravel(), minlength=n + 1)
-    sizes[0] = 0  # background; the main component is the first largest
+    box, comps, n, sizes = found
     keep = np.zeros(n + 1, dtype=bool)
     keep[0] = keep[sizes.argmax()] = True
     inner = voxels(~keep[comps])  # the pieces' voxels only: a few, where the lung has millions
@@ -205,15 +215,10 @@ def drop_outside_pieces(labels: np.ndarray, hu: np.ndarray, air_hu: float = -400
     dropped = 0
     outside_of: dict[int, np.ndarray] = {}  # slice -> its outside air, computed once
     for value in LUNGS:
-        mask = labels == value
-        if not mask.any():
+        found = _pieces(labels, value)
+        if found is None:
             continue
-        box = foreground_box(mask, margin=0)
-        comps, n = label(mask[box])
-        if n <= 1:
-            continue
-        sizes = np.bincount(comps.ravel())
-        sizes[0] = 0
+        box, comps, n, sizes = found
         main = int(sizes.argmax())
         for piece in range(1, n + 1):
             if piece == main:

@@ -39,13 +39,6 @@ def _centre(labels: np.ndarray, largest: np.ndarray | None = None) -> tuple[int,
     return z, int(y), int(x)
 
 
-def _largest_nodule(labels: np.ndarray) -> tuple[int, int, int] | None:
-    """(z, y, x) through the largest connected label-3 region: the axial slice where it is widest,
-    the coronal and sagittal planes through its centroid."""
-    voxels = _largest_nodule_voxels(labels)
-    return None if voxels is None else _nodule_planes(voxels)
-
-
 def _largest_nodule_voxels(labels: np.ndarray) -> np.ndarray | None:
     """(n, 3) voxel indices of the largest connected label-3 region (26-connected, as the
     report's nodules), or None without nodules. Labelled inside the nodules' bounding box only:
@@ -73,6 +66,8 @@ def _nodule_box(labels: np.ndarray) -> tuple[slice, ...] | None:
 
 
 def _nodule_planes(voxels: np.ndarray) -> tuple[int, int, int]:
+    """(z, y, x) through a nodule: the axial slice where it is widest, the coronal and sagittal
+    planes through its centroid."""
     z = int(np.bincount(voxels[:, 0]).argmax())
     y, x = np.rint(voxels[:, 1:].mean(axis=0)).astype(int)
     return z, int(y), int(x)

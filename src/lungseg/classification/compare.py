@@ -215,10 +215,10 @@ def _compare(config_paths, cfgs, out_dir: Path, epochs, reuse: bool, overrides, 
 def _summary(samples) -> dict:
     """As train_classifier summarises a split (all its nodules and patients, indeterminate ones
     included), plus the labelled nodules the figures are on."""
-    labelled = [s for s in samples if s.label is not None]
-    return {"nodules": len(labelled), "malignant": sum(s.label == 1 for s in labelled),
-            "benign": sum(s.label == 0 for s in labelled), "indeterminate": len(samples) - len(labelled),
-            "patients": len({s.patient_id for s in samples})}
+    from .train import split_summary
+
+    summary = split_summary(samples)
+    return {**summary, "nodules": summary["malignant"] + summary["benign"]}
 
 
 def _check_same_nodules(name: str, metrics: dict, ours: dict) -> None:

@@ -35,6 +35,13 @@ def split_samples(samples, split_cfg) -> dict[str, list]:
     return {name: [s for s in samples if which[s.patient_id] == name] for name in ("train", "val", "test")}
 
 
+def split_summary(samples) -> dict:
+    """A split's nodules (indeterminate ones included), by label, and its patients."""
+    return {"nodules": len(samples), "malignant": sum(s.label == 1 for s in samples),
+            "benign": sum(s.label == 0 for s in samples), "indeterminate": sum(s.label is None for s in samples),
+            "patients": len({s.patient_id for s in samples})}
+
+
 def augmented_patch(sample, rng) -> np.ndarray:
     """A nearby centre slice (where the nodule is at least half its largest area), a shift of
     up to 2 pixels, flips and a quarter turn, a small grey-level shift."""
@@ -150,9 +157,7 @@ def _train_classifier(cfg, out: Path, say):
     parts = split_samples(_with_features(load_samples(cfg.data.sources)), cfg.data.split)
     train = [s for s in parts["train"] if s.label is not None]
     val = [s for s in parts["val"] if s.label is not None]
-    summary = {k: {"nodules": len(v), "malignant": sum(s.label == 1 for s in v), "benign": sum(s.label == 0 for s in v),
-                   "indeterminate": sum(s.label is None for s in v), "patients": len({s.patient_id for s in v})}
-               for k, v in parts.items()}
+    summary = {k: split_summary(v) for k, v in parts.items()}
     say(f"data: {json.dumps(summary)}", flush=True)
     if len({s.label for s in train}) < 2 or len({s.label for s in val}) < 2:
         raise LungsegError("classification needs benign and malignant nodules in both the training and validation patients")

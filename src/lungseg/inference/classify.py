@@ -33,8 +33,10 @@ class NoduleClassifier:
             if self._weights.suffix == ".json":  # the radiomics model (a network is a .pt)
                 from ..classification.radiomics import RadiomicsModel
 
-                model = RadiomicsModel.load(self._weights.with_suffix(".json"))
-                self._run = lambda hu, mask, spacing: float(model.predict([_features(hu, mask, spacing)])[0])
+                from ..classification.features import nodule_features
+
+                model = RadiomicsModel.load(self._weights)
+                self._run = lambda hu, mask, spacing: float(model.predict([nodule_features(hu, mask, spacing)])[0])
             else:
                 from ..classification.patches import nodule_patch
                 from ..classification.train import load_classifier_state
@@ -58,15 +60,9 @@ class NoduleClassifier:
 
     def describe(self) -> dict:
         return {"meaning": MALIGNANCY_CAVEAT, "caveat": str(self.meta.get("caveat") or CAVEAT),
-                "classifier": self.name, "threshold": round(self.threshold, 3),
+                "classifier": self.name, "threshold": self.threshold,
                 "classes": {"suspicious": f"malignancy_score >= {self.threshold:.3f}",
                             "not suspicious": f"malignancy_score < {self.threshold:.3f}"}}
-
-
-def _features(hu, mask, spacing):
-    from ..classification.features import nodule_features
-
-    return nodule_features(hu, mask, spacing)
 
 
 def classify_nodules(classifier: NoduleClassifier, hu: np.ndarray, spacing_zyx, labels: np.ndarray):
