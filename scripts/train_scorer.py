@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crafted", type=int, default=3000, help="crafted tube/nodule patches added to training")
     ap.add_argument("--intensity-augment", action="store_true")
+    ap.add_argument("--val-lidc", type=Path, help="real LIDC crop patches (build_scorer_lidc_data.py --split val): "
+                    "the epoch kept is then the best mean of the phantom and the LIDC average precision")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -126,6 +128,7 @@ def main() -> None:
         cx, cy = crafted_shapes(x[y == 0], args.crafted, rng)
         x, y = np.concatenate([x, cx]), np.concatenate([y, cy.astype(np.float32)])
     xv, yv = val["patches"], val["labels"]
+    lidc = np.load(args.val_lidc) if args.val_lidc else None
     val_mean_p = val["meta"][:, 2]  # the nodule network's mean probability over each candidate
     n_val_scans = len(np.unique(val["meta"][:, 0]))
     weights = np.where(y == 1, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
@@ -147,8 +150,11 @@ def main() -> None:
         model.eval()
         ap_val = average_precision(predict(model, xv) * val_mean_p, yv)
         history.append({"epoch": epoch, "loss": float(loss.detach()), "val_ap": ap_val})
-        if best is None or ap_val > best[0]:
-            best = (ap_val, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        if lidc is not None:  # the crops have no nodule-network probability: the CNN's alone
+            history[-1]["val_lidc_ap"] = average_precision(predict(model, lidc["patches"]), lidc["labels"])
+        chosen = ap_val if lidc is None else (ap_val + history[-1]["val_lidc_ap"]) / 2
+        if best is None or chosen > best[0]:
+            best = (chosen, epoch, {k: v.clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[2])
     model.eval()
     scores = predict(model, xv) * val_mean_p
@@ -156,7 +162,9 @@ def main() -> None:
     meta = {"operating_point": point["threshold"], "score": "cnn_probability * mean_nodule_probability",
             "operating_point_rule":
             f"lowest score with <= {FP_BUDGET_PER_SCAN:g} false candidate per scan on the validation phantoms",
-            "validation": {"average_precision": best[0], "epoch": best[1], "n_candidates": int(len(yv)),
+            "validation": {"average_precision": history[best[1]]["val_ap"], "epoch": best[1],
+                           **({"lidc_crops_average_precision": history[best[1]]["val_lidc_ap"],
+                               "lidc_crops_data": str(args.val_lidc)} if lidc is not None else {}), "n_candidates": int(len(yv)),
                            "n_nodules": int(yv.sum()), "n_scans": n_val_scans, **point},
             "training": {"n_candidates": int(len(y)), "n_nodules": int(y.sum()), "epochs": args.epochs,
                          "steps": args.steps, "batch": args.batch, "crafted": args.crafted,

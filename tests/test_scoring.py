@@ -94,17 +94,39 @@ def test_training_script_writes_loadable_weights(tmp_path):
                  labels=labels, meta=np.stack([np.arange(n) % 2, np.arange(n), np.zeros(n), np.ones(n)], axis=1))
     out = tmp_path / "scorer.pt"
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "train_scorer.py"), "--train", str(tmp_path / "train.npz"),
-                        "--val", str(tmp_path / "val.npz"), "--out", str(out), "--epochs", "2", "--steps", "2",
-                        "--batch", "4"], capture_output=True, text=True)
+                        "--val", str(tmp_path / "val.npz"), "--val-lidc", str(tmp_path / "val.npz"), "--out", str(out),
+                        "--epochs", "2", "--steps", "2", "--batch", "4"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["validation"]["n_scans"] == 2 and len(meta["history"]) == 2
+    assert all(0 < h["val_lidc_ap"] <= 1 for h in meta["history"])
+    assert meta["validation"]["lidc_crops_average_precision"] == meta["history"][meta["validation"]["epoch"]]["val_lidc_ap"]
     from lungseg.inference.scoring import NetworkScorer
 
     ct, cands = _sphere_and_tube()
     for runtime in ("torch", "auto"):
         scores = NetworkScorer(out, runtime=runtime).score(cands, ct)
         assert scores.shape == (3,) and scores[0] == 0 and ((scores[1:] > 0) & (scores[1:] < 1)).all()
+
+
+def test_lidc_crop_negatives_are_dense_regions_away_from_the_nodule_and_the_crop_edge():
+    """A crop stack (0.7 mm pixels, 2.5 mm slices): the nodule at the centre, a vessel 15 mm from it,
+    one too close to the crop's edge (its patch would show the cut), one too small, one glued to the
+    nodule: only the vessel is a negative."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lidc_scorer_data", REPO / "scripts" / "build_scorer_lidc_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    z, y, x = np.indices((6, 128, 128))
+    hu = np.full(z.shape, -850.0)
+    nodule = (y - 64) ** 2 + (x - 64) ** 2 <= 36
+    for cy, cx, r2 in ((64, 86, 9), (64, 118, 9), (64, 73, 4)):  # vessel, at the edge, glued to the nodule
+        hu[(y - cy) ** 2 + (x - cx) ** 2 <= r2] = 40.0
+    hu[3, 40, 40] = 40.0  # small
+    hu[nodule] = 40.0
+    ids, chosen = module.negative_regions(hu, nodule, (2.5, 0.7, 0.7), np.random.default_rng(0), limit=5)
+    assert len(chosen) == 1 and ids[2, 64, 86] == chosen[0]
 
 
 @pytest.fixture(scope="module")
