@@ -62,6 +62,19 @@ def test_sphere_scores_above_a_tube_of_the_same_radius():
 
 
 @needs_scorer
+def test_candidates_that_cannot_reach_the_operating_point_are_not_scored():
+    """score = CNN x mean probability <= mean probability: below the operating point there, the
+    CNN never runs (score 0, never listed); at an operating point of 0 every candidate is scored."""
+    from lungseg.inference.scoring import NetworkScorer
+
+    ct, cands = _sphere_and_tube()
+    cands.mean_probability = np.array([0.0, 0.9, 0.3])
+    strict = NetworkScorer(SCORER, min_score=0.5).score(cands, ct)
+    everything = NetworkScorer(SCORER, min_score=0.0).score(cands, ct)
+    assert strict[2] == 0 and 0 < everything[2] < 0.3 and strict[1] == pytest.approx(everything[1])
+
+
+@needs_scorer
 def test_openvino_and_torch_scores_agree():
     pytest.importorskip("openvino")
     from lungseg.inference.scoring import NetworkScorer

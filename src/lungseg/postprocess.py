@@ -4,6 +4,7 @@ nodules that sit in or against a lung. Plus the low-confidence map shown in prev
 from __future__ import annotations
 
 import cc3d
+import fastremap
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -175,7 +176,9 @@ def _pieces(lab: np.ndarray, value: int):
     comps, n = label(mask[box])
     if n <= 1:
         return None
-    sizes = np.bincount(comps.ravel(), minlength=n + 1)
+    ids, counts = fastremap.unique(comps, return_counts=True)  # ~10x np.bincount on a lung's 20 M voxels
+    sizes = np.zeros(n + 1, np.int64)
+    sizes[ids] = counts
     sizes[0] = 0  # background; the main component is the first largest
     return box, comps, n, sizes
 
@@ -190,9 +193,8 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     if found is None:
         return False
     box, comps, n, sizes = found
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[0] = keep[sizes.argmax()] = True
-    inner = voxels(~keep[comps])  # the pieces' voxels only: a few, where the lung has millions
+    main = sizes.argmax()
+    inner = voxels((comps != 0) & (comps != main))  # the pieces' voxels only: a few, where the lung has millions
     ids = comps[inner]
     coords = tuple(c + s.start for c, s in zip(inner, box))
     (other,) = set(LUNGS) - {value}

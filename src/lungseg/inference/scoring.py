@@ -58,7 +58,8 @@ class NetworkScorer(_OperatingPoint):
     that it is a nodule or tumour; the detection score is that probability times the nodule
     network's own mean probability over the candidate (both stages must agree: on the validation
     phantoms and LIDC-IDRI-0003 the product ranked nodules above false candidates better than
-    either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs score 0.
+    either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs, or whose
+    mean probability is below the operating point (the product cannot reach it), score 0.
     The operating point comes with the weights (chosen on validation phantoms, see its .json)."""
 
     name = "candidate-cnn"
@@ -83,11 +84,15 @@ class NetworkScorer(_OperatingPoint):
         from .patches import iter_candidate_patches
 
         scores = np.zeros(candidates.count + 1)
-        comps = np.nonzero(candidates.inside >= self.min_inside)[0]
+        mean_p = np.asarray(candidates.mean_probability, dtype=float)
+        # the score is at most the mean probability: a candidate below the operating point there
+        # can never be listed, so its patch is not even cut (most of a scan's candidates; 0 for an
+        # operating point of 0, which scores them all)
+        comps = np.nonzero((candidates.inside >= self.min_inside) & (mean_p >= self.min_score))[0]
         for part, patches in iter_candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords,
                                                     candidates.ids, comps[comps > 0]):
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
-        return scores * np.asarray(candidates.mean_probability, dtype=float)
+        return scores * mean_p
 
 
 def _patch_runner(weights, runtime: str):
