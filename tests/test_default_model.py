@@ -11,6 +11,7 @@ from conftest import dice
 
 from lungseg.inference.pipeline import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
 from lungseg.inference.network import ModelSegmenter
+from lungseg.inference.upsample import winners_at_slice_size
 from lungseg.inference.runtimes.openvino_runtime import openvino_export_for
 from lungseg.io import CTImage
 from lungseg.inference.candidates import NoduleSegmenter
@@ -65,7 +66,7 @@ def test_lung_batches_run_ahead_of_their_use_with_the_same_results(sample_ct):
     seg = ModelSegmenter.from_checkpoint(LUNG_HU, batch_size=6)  # 79 slices: 14 batches, the last short
     ahead = list(seg._iter_outputs(sample_ct, keep=False))
     ov = seg.runtime
-    one_by_one = [ov._argmax_at_slice_size(start, ov._graph_probabilities(x, seg.mirroring), x.shape[-2:], True)
+    one_by_one = [(start,) + winners_at_slice_size(ov._graph_probabilities(x, seg.mirroring), x.shape[-2:], True)
                   for start, x in seg.iter_inputs(sample_ct)]
     assert [a[0] for a in ahead] == [b[0] for b in one_by_one] == list(range(0, 79, 6))
     for a, b in zip(ahead, one_by_one):

@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-classify", action="store_true",
                    help="skip the nodules' malignancy classifier (default model): no malignancy_score/class in the "
                         "report (the score is the LIDC readers' suspicion scale, not a diagnosis)")
+    p.add_argument("--every-slice", action="store_true",
+                   help="run the lung network on every slice; by default scans of <= 1.5 mm slices skip every "
+                        "other one and interpolate (lung Dice 0.998 to running all, ~1 s faster on 300 slices)")
     p.add_argument("--crf", action="store_true",
                    help="refine the lungs with a dense CRF (needs pip install pydensecrf2; slow: ~0.1 s per slice)")
     p.add_argument("--intensity", choices=["auto", "hu", "image"], default="auto",
@@ -123,6 +126,8 @@ def network_options(args) -> dict:
         options["nodule_threshold"] = threshold
     if getattr(args, "no_classify", False):
         options["classify"] = False  # given only when asked: resolve_segmenter notes it for other models
+    if getattr(args, "every_slice", False):
+        options["every_slice"] = True
     return options
 
 

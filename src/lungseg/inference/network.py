@@ -17,7 +17,7 @@ from ..postprocess import low_confidence_map, postprocess_labels
 from .output import SegmenterOutput
 from .runtimes.base import Runtime
 from .tta import Mirroring
-from .upsample import class_argmax
+from .upsample import class_argmax, winners_at_slice_size
 
 CLASS_TO_LABEL = {"background": 0, "right_lung": 1, "left_lung": 2, "nodule": 3, "lung": 1}
 
@@ -25,8 +25,11 @@ CLASS_TO_LABEL = {"background": 0, "right_lung": 1, "left_lung": 2, "nodule": 3,
 class ModelSegmenter:
     def __init__(self, model, meta: dict, device: str = "cpu", precision: str = "auto", tta: bool = False,
                  batch_size: int = 16, keep_probabilities: bool = False, crf: bool = False,
-                 low_confidence: bool = True):
-        """model: a Runtime, or a torch module (run on the PyTorch runtime)."""
+                 low_confidence: bool = True, every_slice: bool = False):
+        """model: a Runtime, or a torch module (run on the PyTorch runtime).
+        every_slice: run the network on every slice even of a thin-slice scan; by default, on scans
+        of <= 1.5 mm slices a 2D model without neighbour-slice context runs on every other slice
+        (thin_slices.py)."""
         self.meta = meta
         pre = meta.get("preprocessing", {})
         if not isinstance(model, Runtime):
@@ -48,6 +51,7 @@ class ModelSegmenter:
         self.keep_probabilities = keep_probabilities
         self.crf = crf  # dense-CRF refinement of the probabilities (lungseg.inference.crf)
         self.low_confidence = low_confidence  # the map previews show; a scan-sized array, so optional
+        self.every_slice = every_slice
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "cpu", runtime: str = "auto", resize: bool = True,
@@ -80,14 +84,19 @@ class ModelSegmenter:
         for start, x in self.iter_inputs(ct):
             yield start, self.predict_batch(x)
 
-    def iter_inputs(self, ct: CTImage):
-        """(first slice, normalised network input (b, C, y, x)) per batch of a 2D model."""
+    def iter_inputs(self, ct: CTImage, slices: np.ndarray | None = None):
+        """(first slice, normalised network input (b, C, y, x)) per batch of a 2D model.
+        slices: only these slices (no neighbour-slice context), "first" a position in them."""
         from ..data.preprocess import context_indices, intensity_stats, normalize_intensity, stack_context
 
         stats = intensity_stats(ct.array, self.intensity)  # whole-scan statistics, as in training
-        for start in range(0, ct.shape[0], self.batch_size):
-            stop = min(start + self.batch_size, ct.shape[0])
-            if self.context:
+        n = ct.shape[0] if slices is None else len(slices)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if slices is not None:
+                yield start, normalize_intensity(ct.array[slices[start:stop]], self.intensity, is_hu=ct.is_hu,
+                                                 stats=stats, batch_first=True)
+            elif self.context:
                 chunk = ct.array[context_indices(start, stop, ct.shape[0], self.context)]
                 x = normalize_intensity(chunk, self.intensity, is_hu=ct.is_hu, stats=stats)
                 yield start, stack_context(x, self.context)
@@ -134,6 +143,14 @@ class ModelSegmenter:
     # ---- internals ---------------------------------------------------------------------------
     def _iter_outputs(self, ct: CTImage, keep: bool):
         """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
+        run_on = self._network_slices(ct, keep)
+        if run_on is not None:
+            from .thin_slices import fill_skipped_slices
+
+            stream = self.runtime.iter_low_res(self.iter_inputs(ct, run_on), self.mirroring)
+            for start, size, p in fill_skipped_slices(stream, run_on):
+                yield (start,) + winners_at_slice_size(p, size, self.low_confidence) + (None,)
+            return
         if not keep and self.dims == 2:
             fast = self.runtime.iter_winners(self.iter_inputs(ct), self.mirroring, self.low_confidence)
             if fast is not None:
@@ -142,6 +159,16 @@ class ModelSegmenter:
         for start, p in self.iter_probabilities(ct):
             low = low_confidence_map(p.transpose(1, 0, 2, 3)) if self.low_confidence else None
             yield start, class_argmax(p), low, p if keep else None
+
+
+    def _network_slices(self, ct: CTImage, keep: bool) -> np.ndarray | None:
+        """The slices a thin-slice scan's network runs on (thin_slices.py), or None for all of
+        them: always for 3D and 2.5D models, kept probabilities and test-time mirroring."""
+        if self.every_slice or keep or self.dims != 2 or self.context or self.mirroring.mirrors:
+            return None
+        from .thin_slices import network_slices
+
+        return network_slices(ct.shape[0], float(ct.spacing[2]))
 
 
 def _stem(path: str) -> str:

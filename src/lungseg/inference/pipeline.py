@@ -52,15 +52,17 @@ class DefaultSegmenter:
     def __init__(self, device: str = "cpu", tta: bool = False, nodules: bool = True, precision: str = "auto",
                  keep_probabilities: bool = False, runtime: str = "auto", crf: bool = False,
                  low_confidence: bool = True, nodule_threshold: float | None = None, scorer: str = "auto",
-                 classify: bool = True):
+                 classify: bool = True, every_slice: bool = False):
         """scorer: 'auto' (the shipped candidate scorer when installed), 'network' or 'probability'
         (the nodule network's own mean probability, the scorer before the candidate CNN).
-        classify: give each final nodule a malignancy_score and class (when the classifier ships)."""
+        classify: give each final nodule a malignancy_score and class (when the classifier ships).
+        every_slice: the lung network on every slice of a thin-slice scan too (see thin_slices.py)."""
         from .candidates import NoduleSegmenter
         from .lungs import LungStage
 
         self.lungs = LungStage(LUNG_HU, LUNG_IMAGE, crf=crf, device=device, precision=precision, tta=tta,
-                               keep_probabilities=keep_probabilities, runtime=runtime, low_confidence=low_confidence)
+                               keep_probabilities=keep_probabilities, runtime=runtime, low_confidence=low_confidence,
+                               every_slice=every_slice)
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
                                                       runtime=runtime, tta=tta, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM) \
             if nodules and NODULE.exists() else None

@@ -95,3 +95,14 @@ def nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if sh % h == 0 and sw % w == 0:
         return np.repeat(np.repeat(mask, sh // h, axis=-2), sw // w, axis=-1)
     return mask[:, nearest_indices(h, sh)][..., nearest_indices(w, sw)]
+
+
+def winners_at_slice_size(probs: np.ndarray, size, low_confidence: bool) -> tuple:
+    """(winning class (b, *size), low-confidence map or None) from probabilities at the network's
+    output size or at the slice size."""
+    from ..postprocess import low_confidence_map
+
+    if tuple(probs.shape[-2:]) == tuple(size):
+        return class_argmax(probs), low_confidence_map(probs.transpose(1, 0, 2, 3)) if low_confidence else None
+    low = nearest(low_confidence_map(probs.transpose(1, 0, 2, 3)), size) if low_confidence else None
+    return bilinear_argmax(probs, size), low

@@ -31,6 +31,13 @@ class Runtime:
         None) per (first slice, input) batch without full-size probabilities; None if unsupported."""
         return None
 
+    def iter_low_res(self, batches, mirroring: Mirroring):
+        """(first slice, slice size (h, w), probabilities (b, K, h', w')) per (first slice, input)
+        batch, at the network's own output size where the runtime has it (h', w' may differ
+        from h, w; upsample.bilinear goes back), else at the slice size."""
+        for start, x in batches:
+            yield start, x.shape[-2:], self.probabilities(x, mirroring)
+
     def volume_probabilities(self, x: np.ndarray, roi, mirroring: Mirroring) -> np.ndarray:
         """3D networks: (z, y, x) input -> (K, z, y, x) probabilities (sliding window)."""
         from ...errors import LungsegError

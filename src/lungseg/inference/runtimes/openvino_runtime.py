@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LungsegError
-from ...postprocess import low_confidence_map
-from ..upsample import bilinear, bilinear_argmax, nearest
+from ..upsample import bilinear, winners_at_slice_size
 from ..export import file_sha256, read_sidecar
 from ..tta import Mirroring
 from .base import Runtime, padded
@@ -167,23 +166,24 @@ class OpenVINORuntime(Runtime):
         return self._winners(batches, mirroring, low_confidence)
 
     def _winners(self, batches, mirroring: Mirroring, low_confidence: bool):
-        def finish(start, x, low_res):
-            return self._argmax_at_slice_size(start, low_res, x.shape[-2:], low_confidence)
+        for start, size, low_res in self.iter_low_res(batches, mirroring):
+            yield (start,) + winners_at_slice_size(low_res, size, low_confidence) + (None,)
 
+    def iter_low_res(self, batches, mirroring: Mirroring):
+        """A graph that stops at its input size yields its own output; the network runs on the
+        next batch while the caller upsamples this one."""
+        if self.graph_upsamples:
+            yield from super().iter_low_res(batches, mirroring)
+            return
         if mirroring.mirrors or not self.input_size:
             for start, x in batches:
-                yield finish(start, x, self._graph_probabilities(x, mirroring))
+                yield start, x.shape[-2:], self._graph_probabilities(x, mirroring)
             return
         pending = None  # numpy upsampling uses one core: keep the other busy with the next batch
         for k, (start, x) in enumerate(batches):
             running = (start, x, self._start(x, slot=k % 2))  # x stays referenced: the requests read it
             if pending is not None:
-                yield finish(pending[0], pending[1], self._collect(pending[2]))
+                yield pending[0], pending[1].shape[-2:], self._collect(pending[2])
             pending = running
         if pending is not None:
-            yield finish(pending[0], pending[1], self._collect(pending[2]))
-
-    @staticmethod
-    def _argmax_at_slice_size(start: int, low_res: np.ndarray, size, low_confidence: bool) -> tuple:
-        low = nearest(low_confidence_map(low_res.transpose(1, 0, 2, 3)), size) if low_confidence else None
-        return start, bilinear_argmax(low_res, size), low, None
+            yield pending[0], pending[1].shape[-2:], self._collect(pending[2])
