@@ -6,16 +6,23 @@ keeps (the R231 convention: effusion, consolidation and tumours are lung), the l
 the new reference (the lung labels with the lesion as lung) and, for tumours, the Dice of label 3
 against the lesion.
 
-Only CIP COPDGene and imlab3d id003 are used: the shipped lung model was trained on imlab3d id001
-and id002 and these two were its validation volumes (configs/default_lung_tumours.yaml), so they
-are validation, not test, data. Seeds: numpy default_rng([SEED, volume, kind, repeat]); repeat j
-of n draws the lesion's size (volume or diameter, log scale) from the j-th of n strata of its range.
+By default only CIP COPDGene and imlab3d id003 are used: the shipped lung model was trained on
+imlab3d id001 and id002 and these two were its validation volumes (configs/default_lung_tumours.yaml),
+so they are validation, not test, data. `--volumes lidc-0003` adds the real thin-slice whole scan
+LIDC-IDRI-0003 (a validation patient everywhere in lungseg; see volumes() for its lung reference):
+the one real volume whose pixels are fine enough for the nodule stage as it is, so it is where
+label 3 on an inserted tumour is measured on real CT. Its own nodules' label 3 (found on the
+untouched scan) is not counted against the inserted tumour. Seeds: numpy default_rng([SEED,
+volume, kind, repeat]); repeat j of n draws the lesion's size (volume or diameter, log scale)
+from the j-th of n strata of its range.
 
 Grids: "native" is the volume as stored (the nodule stage does not run on pixels > 1.5 mm, so
 no label 3 there); "1.0mm" resamples each slice to 1 mm pixels (image linear, labels nearest)
 so that the nodule stage runs and label 3 can appear.
 
     .venv/bin/python benchmarks/pathology_in_real.py [--repeats 3] [--grids native 1.0] [--no-montage]
+    .venv/bin/python benchmarks/pathology_in_real.py --volumes lidc-0003 --grids native \
+        --out benchmarks/results/pathology_in_lidc.json --montage docs/pathology_in_lidc.png
 Prints a markdown table, writes benchmarks/results/pathology_in_real.json and docs/pathology_in_real.png.
 """
 from __future__ import annotations
@@ -34,6 +41,8 @@ SEED = 2025
 # (volume, kind, repeat) shown in the montage: repeat 2 of 3 is the largest size stratum
 MONTAGE = [("imlab3d-id003", "pleural_effusion", 1), ("cip-10002K", "consolidation", 2),
            ("imlab3d-id003", "central_tumour", 2), ("cip-10002K", "chest_wall_tumour", 2)]
+MONTAGE_LIDC = [("lidc-0003", kind, 2) for kind in ("pleural_effusion", "consolidation", "central_tumour",
+                                                     "chest_wall_tumour")]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,13 +63,30 @@ def stratified_size(kind: str, rep: int, repeats: int, rng) -> dict:
     return {key: float(np.exp(rng.uniform(a + (b - a) * rep / repeats, a + (b - a) * (rep + 1) / repeats)))}
 
 
-def volumes():
+LIDC_ZIP = ROOT.parent / "shared" / "data" / "whole_scans" / "LIDC-IDRI-0003" / "LIDC-IDRI-0003.zip"
+VOLUMES = ("cip-10002K", "imlab3d-id003", "lidc-0003")
+
+
+def volumes(names=VOLUMES[:2]):
+    """(id, HU, lung labels 1/2, spacing (z, y, x)) per volume. lidc-0003: the real thin-slice
+    whole scan (512x512x140, 0.82 mm pixels: the nodule stage runs on it as it is); it has no lung
+    reference, so the shipped model's lungs on the untouched scan stand in for one (its lung Dice
+    figures then say how much a lesion moves the mask, not how right the mask is)."""
     from lungseg.data.shared_sets import cip_copdgene, imlab3d
 
     out = []
-    for case in cip_copdgene() + imlab3d(ids=["id003"], split_sides=True):
+    cases = (cip_copdgene() if "cip-10002K" in names else []) + \
+        (imlab3d(ids=["id003"], split_sides=True) if "imlab3d-id003" in names else [])
+    for case in cases:
         hu, labels = case.load()
         out.append((case.case_id, hu, labels, tuple(reversed(case.spacing))))  # spacing (x,y,z) -> (z,y,x)
+    if "lidc-0003" in names:
+        from lungseg.inference.pipeline import DefaultSegmenter
+        from lungseg.io import read_ct
+
+        ct = read_ct(LIDC_ZIP)
+        labels = DefaultSegmenter(nodules=False, low_confidence=False)(ct).labels
+        out.append(("lidc-0003", ct.array, np.where(labels == 3, 0, labels), ct.spacing_zyx))
     return out
 
 
@@ -97,6 +123,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pathology_in_real.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "pathology_in_real.png")
     ap.add_argument("--no-montage", action="store_true")
+    ap.add_argument("--volumes", nargs="+", default=list(VOLUMES[:2]), choices=VOLUMES)
     ap.add_argument("--lung-checkpoint", type=Path, help="a lung checkpoint to try instead of the shipped one (torch)")
     args = ap.parse_args()
     grids = [None if g == "native" else float(g) for g in args.grids]
@@ -107,8 +134,8 @@ def main() -> None:
         from lungseg.inference.network import ModelSegmenter
 
         segmenter.lungs.hu = ModelSegmenter.from_checkpoint(args.lung_checkpoint, runtime="torch", low_confidence=False)
-    vols = volumes()
-    rows, baselines, keep = [], {}, {}
+    vols = volumes(args.volumes)
+    rows, baselines, keep, own_nodules = [], {}, {}, {}
     for vi, (vid, hu, labels, sp) in enumerate(vols):
         noise = estimate_noise(hu, labels)
         print(f"{vid}: shape {hu.shape}, spacing zyx {tuple(round(s, 2) for s in sp)}, noise sd {noise.sigma:.1f} HU, "
@@ -119,6 +146,7 @@ def main() -> None:
             baselines[(vid, gname(g))] = {"volume": vid, "grid": gname(g),
                                           "lung_dice": round(dice(np.isin(pred, (1, 2, 3)), np.isin(l2, (1, 2))), 4),
                                           "label3_voxels": int((pred == 3).sum()), "segment_s": round(dt, 2)}
+            own_nodules[(vid, gname(g))] = pred == 3  # the scan's own nodules: not the inserted lesion
             print(f"  baseline {gname(g)}: {baselines[(vid, gname(g))]}", flush=True)
         for ki, kind in enumerate(KINDS):
             for rep in range(args.repeats):
@@ -140,12 +168,13 @@ def main() -> None:
                            "lesion_correct_side": round(float((pred[les2] == side).mean()), 4),
                            "lung_dice": round(dice(lungs, np.isin(l2, (1, 2))), 4),
                            "baseline_lung_dice": baselines[(vid, gname(g))]["lung_dice"],
-                           "label3_dice": round(dice(pred == 3, les2), 4) if kind in TUMOUR_KINDS else None,
+                           "label3_dice": round(dice((pred == 3) & ~own_nodules[(vid, gname(g))], les2), 4)
+                           if kind in TUMOUR_KINDS else None,
                            "label3_voxels": int((pred == 3).sum()),
                            "insert_s": round(t_ins, 3), "segment_s": round(dt, 2)}
                     rows.append(row)
                     print("  " + json.dumps(row), flush=True)
-                    if (vid, kind, rep) in MONTAGE:
+                    if (vid, kind, rep) in MONTAGE + MONTAGE_LIDC:
                         keep[(vid, kind, gname(g))] = (hu, res.hu, res.lesion if g is None else les2, pred,
                                                        h2 if g is not None else None)
     total = time.perf_counter() - t_start
@@ -173,7 +202,7 @@ def summarise(rows, grids, gname):
     out = []
     for g in grids:
         for kind in KINDS:
-            for vol in (None, "cip-10002K", "imlab3d-id003"):
+            for vol in (None,) + VOLUMES:
                 sel = [r for r in rows if r["grid"] == gname(g) and r["kind"] == kind
                        and (vol is None or r["volume"] == vol)]
                 if not sel:
@@ -212,9 +241,10 @@ def render_montage(keep, path: Path, grids, gname):
 
     fine = next((g for g in grids if g is not None), None)
     nrows = 3 + (fine is not None)
-    fig, axes = plt.subplots(nrows, len(MONTAGE), figsize=(4.2 * len(MONTAGE), 4.2 * nrows), squeeze=False)
+    shown = [m for m in MONTAGE + MONTAGE_LIDC if (m[0], m[1], "native") in keep][:4]
+    fig, axes = plt.subplots(nrows, len(shown), figsize=(4.2 * len(shown), 4.2 * nrows), squeeze=False)
     cmap = ListedColormap([(0, 0, 0, 0), (1, 0.2, 0.2, 0.35), (0.2, 1, 0.2, 0.35), (1, 0.1, 1, 0.6)])
-    for col, (vid, kind, _rep) in enumerate(MONTAGE):
+    for col, (vid, kind, _rep) in enumerate(shown):
         native = keep.get((vid, kind, "native"))
         if native is None:
             continue
