@@ -6,6 +6,8 @@ only about half of them: without these the scorer would see few nodules).
 
     .venv/bin/python scripts/build_scorer_data.py --seeds 1000-1029 --n-nodules 10 --out out/scorer/train.npz
     .venv/bin/python scripts/build_scorer_data.py --seeds 1100-1105 --no-truth-patches --out out/scorer/val.npz
+    .venv/bin/python scripts/build_scorer_data.py --seeds 7010-7021 --tumour central --out out/scorer/train_central.npz
+    .venv/bin/python scripts/build_scorer_data.py --seeds 7250-7259 --dense-pathology --out out/scorer/train_dense.npz
 
 Training seeds 1000-1029, validation 1100-1105; never the held-out 5100-5103 of
 benchmarks/whole_scan_detection.py.
@@ -37,6 +39,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n-nodules", type=int, default=6)
     ap.add_argument("--tumour", choices=["central", "chest-wall"], help="every phantom with this large tumour")
+    ap.add_argument("--dense-pathology", action="store_true",
+                    help="every phantom with a pleural effusion and a consolidation: their candidates are negatives")
     ap.add_argument("--no-truth-patches", action="store_true", help="only what the network proposes (validation)")
     args = ap.parse_args()
     model = DefaultSegmenter(low_confidence=False)
@@ -44,7 +48,8 @@ def main() -> None:
     patches, labels, meta = [], [], []
     for seed in tqdm(seeds_of(args.seeds), desc="phantoms"):
         case = generate_case(seed, size=(512, 512, 160), n_nodules=args.n_nodules,
-                             **({"tumour": args.tumour} if args.tumour else {}))
+                             **({"tumour": args.tumour} if args.tumour else {}),
+                             **({"effusion": True, "consolidation": True} if args.dense_pathology else {}))
         ct, truth = case.ct, case.labels == 3
         lungs = model.lungs(ct).labels
         found = finder.find_candidates(ct, lungs)

@@ -136,8 +136,8 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
     (drop_outside_pieces) and add the dark pockets at the lung border (add_dark_pockets)."""
     box = foreground_box(labels)
     out = np.zeros_like(labels)
-    out[box] = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
-    if hu is not None and out.shape[0] > 1:
+    out[box], pieces_left = _postprocess(labels[box], spacing_zyx, min_piece_ml, min_nodule_mm, min_piece_fraction)
+    if hu is not None and out.shape[0] > 1 and pieces_left:  # else each lung is one piece: nothing to drop
         drop_outside_pieces(out, hu)
     if hu is not None:
         added, where = _add_dark_pockets(out, hu)
@@ -148,22 +148,24 @@ def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piec
 
 
 def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodule_mm: float,
-                 min_piece_fraction: float) -> np.ndarray:
+                 min_piece_fraction: float) -> tuple[np.ndarray, bool]:
+    """(cleaned labels, whether a lung kept a piece besides its main component)."""
     single = labels.shape[0] == 1
     lab = labels[0] if single else labels
     spacing = np.asarray(spacing_zyx[1:] if single else spacing_zyx, dtype=float)
     voxel = float(np.prod(spacing)) / (100.0 if single else 1000.0)  # cm^2 per pixel or mL per voxel
     out = lab.copy()
     fraction = 0.0 if single else min_piece_fraction
-    grown = set()
+    grown, kept = set(), {}
     for value in LUNGS:  # in turn: the left lung's pieces see where the right lung's went
-        if _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction):
+        merged, kept[value] = _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
+        if merged:
             grown |= set(LUNGS) - {value}
     for value in sorted(grown):  # a lung that got pieces: they may not touch its main part
-        _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)
-    out = fill_lung_holes(out)
+        kept[value] = _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)[1]
+    out = fill_lung_holes(out)  # fills only: never splits a lung into pieces
     out = clean_nodules(out, spacing, min_nodule_mm)
-    return out[None] if single else out
+    return (out[None] if single else out), any(kept.values())
 
 
 def _pieces(lab: np.ndarray, value: int):
@@ -188,10 +190,11 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     """Recolour, in `out`, the pieces of lung `value` (in `lab`) other than its main component: a
     piece of this colour touching the other lung is a patch of that lung, so it is merged into it;
     an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
-    is dropped (e.g. bowel gas, noise). Returns whether any piece was merged."""
+    is dropped (e.g. bowel gas, noise). Returns (whether any piece was merged, whether any piece
+    stays this lung's besides its main component)."""
     found = _pieces(lab, value)
     if found is None:
-        return False
+        return False, False
     box, comps, n, sizes = found
     main = sizes.argmax()
     inner = voxels((comps != 0) & (comps != main))  # the pieces' voxels only: a few, where the lung has millions
@@ -203,7 +206,9 @@ def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: f
     small = (sizes * voxel < min_piece_ml) | (sizes < min_piece_fraction * sizes.max())
     recolour = np.where(merge, other, np.where(small, 0, value))
     out[coords] = recolour[ids]
-    return bool(merge.any())
+    stays = recolour == value
+    stays[0] = stays[main] = False
+    return bool(merge.any()), bool(stays.any())
 
 
 def drop_outside_pieces(labels: np.ndarray, hu: np.ndarray, air_hu: float = -400.0, min_outside: float = 0.5) -> int:
