@@ -120,6 +120,29 @@ def test_training_script_writes_loadable_weights(tmp_path):
     for runtime in ("torch", "auto"):
         scores = NetworkScorer(out, runtime=runtime).score(cands, ct)
         assert scores.shape == (3,) and scores[0] == 0 and ((scores[1:] > 0) & (scores[1:] < 1)).all()
+    # two copies of it joined: the mean of equal probabilities, so the same scores, and its own operating point
+    joined = tmp_path / "joined.pt"
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "ensemble_scorers.py"), "--members", str(out), str(out),
+                        "--val", str(tmp_path / "val.npz"), "--out", str(joined)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(joined.with_suffix(".json").read_text())["members"] == 2
+    for runtime in ("torch", "auto"):
+        np.testing.assert_allclose(NetworkScorer(joined, runtime=runtime, min_score=0).score(cands, ct),
+                                   NetworkScorer(out, runtime=runtime, min_score=0).score(cands, ct), atol=1e-4)
+
+
+def test_an_ensemble_gives_the_mean_probability_of_its_members():
+    import torch
+
+    from lungseg.models.candidate_scorer import build_scorer, scorer_ensemble
+
+    torch.manual_seed(0)
+    a, b = build_scorer().eval(), build_scorer().eval()
+    x = torch.randn(3, 2, PATCH, PATCH, PATCH)
+    with torch.no_grad():
+        mean = (torch.sigmoid(a(x)) + torch.sigmoid(b(x))) / 2
+        np.testing.assert_allclose(torch.sigmoid(scorer_ensemble([a, b]).eval()(x)).numpy(), mean.numpy(), atol=1e-5)
+    assert len(build_scorer({"members": 3}).members) == 3
 
 
 def test_lidc_crop_negatives_are_dense_regions_away_from_the_nodule_and_the_crop_edge():

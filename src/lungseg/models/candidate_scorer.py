@@ -11,9 +11,28 @@ ARCH = {"in_shape": (2, PATCH, PATCH, PATCH), "classes": 1, "channels": (16, 32,
 
 
 def build_scorer(meta=None):
+    """One CNN, or the mean of several (meta["members"]: how many, see scorer_ensemble)."""
     from monai.networks.nets import Classifier
 
-    return Classifier(**ARCH)
+    members = int((meta or {}).get("members", 1))
+    return Classifier(**ARCH) if members == 1 else scorer_ensemble([Classifier(**ARCH) for _ in range(members)])
+
+
+def scorer_ensemble(models):
+    """A module whose logit is that of the members' mean probability: one graph to export and run,
+    as a single scorer is (scripts/ensemble_scorers.py)."""
+    import torch
+
+    class ScorerEnsemble(torch.nn.Module):
+        def __init__(self, members):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+
+        def forward(self, x):
+            p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
+            return torch.log(p) - torch.log1p(-p)
+
+    return ScorerEnsemble(models)
 
 
 def save_scorer(model, path, meta: dict):
