@@ -14,7 +14,6 @@ only within one run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

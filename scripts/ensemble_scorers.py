@@ -24,6 +24,7 @@ def main() -> None:
     from train_scorer import FP_BUDGET_PER_SCAN, average_precision, operating_point, predict
 
     from lungseg.models.candidate_scorer import load_scorer, save_scorer, scorer_ensemble
+    from lungseg.models.exported import round_to_half
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--members", type=Path, nargs="+", required=True)
@@ -33,7 +34,8 @@ def main() -> None:
     args = ap.parse_args()
     start = time.time()
     loaded = [load_scorer(p) for p in args.members]
-    model = scorer_ensemble([m for m, _ in loaded]).eval()
+    # stored as fp16 (the package's size budget): every figure below is of the rounded weights
+    model = round_to_half(scorer_ensemble([m for m, _ in loaded]).eval())
     val = np.load(args.val)
     n_scans = len(np.unique(val["meta"][:, 0]))
     scores = predict(model, val["patches"]) * val["meta"][:, 2]
@@ -52,7 +54,7 @@ def main() -> None:
             "member_files": [str(p) for p in args.members],
             "member_meta": [{k: v for k, v in m.items() if k != "history"} for _, m in loaded],
             "minutes": (time.time() - start) / 60}
-    save_scorer(model, args.out, meta)
+    save_scorer(model, args.out, meta, half=True)
     print(json.dumps({k: meta[k] for k in ("operating_point", "validation")}, indent=2))
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import dice
 
-from lungseg.inference.pipeline import LUNG_HU, LUNG_IMAGE, NODULE, DefaultSegmenter
+from lungseg.inference.pipeline import LUNG_HU, NODULE, DefaultSegmenter
 from lungseg.inference.network import ModelSegmenter
 from lungseg.inference.upsample import winners_at_slice_size
 from lungseg.inference.runtimes.openvino_runtime import openvino_export_for

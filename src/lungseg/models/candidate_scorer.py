@@ -35,10 +35,11 @@ def scorer_ensemble(models):
     return ScorerEnsemble(models)
 
 
-def save_scorer(model, path, meta: dict):
-    """weights (.pt: state dict + meta) and an ONNX export beside it (.onnx + .json sidecar)."""
+def save_scorer(model, path, meta: dict, half: bool = False):
+    """weights (.pt: state dict + meta; fp16 with `half`, see round_to_half) and an ONNX export
+    beside it (.onnx + .json sidecar)."""
     meta = {"kind": "candidate_scorer", "arch": ARCH, "patch": PATCH, "patch_mm": PATCH_MM, **meta}
-    return save_exported(model, path, meta, ARCH["in_shape"])
+    return save_exported(model, path, meta, ARCH["in_shape"], half=half)
 
 
 def load_scorer(path):
