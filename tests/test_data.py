@@ -298,6 +298,30 @@ def test_synthetic_nodule_crops_with_context_train_on_the_middle_slice():
     assert ds[0]["image"].shape == (3, 16, 16)
 
 
+def _case_with_effusion(seed, **kw):
+    """fake_case with a 10 HU 'effusion' filling the back of the left lung (labelled lung, as the
+    phantom generator labels pleural fluid)."""
+    case = fake_case(seed, **kw)
+    fluid = (case.labels == 2) & (np.indices(case.labels.shape)[1] > 18)
+    case.ct.array[fluid] = 10.0
+    return case
+
+
+def test_dense_negative_crops_lie_on_dense_lung_and_leave_the_other_crops_alone():
+    from lungseg.data.synthetic import synthetic_nodule_crops
+
+    def crops(dense):
+        cases = synthetic_nodule_crops(n_cases=1, seed=3, crop=8, positives_per_case=2, negatives_per_case=4,
+                                       generator=_case_with_effusion, dense_negatives=dense)
+        return [c.load() for c in cases]
+
+    plain, dense = crops(0.0), crops(0.5)
+    for a, b in zip(plain[:4], dense[:4]):  # positives and the plain negatives: drawn as before
+        np.testing.assert_array_equal(a[0], b[0])
+    for image, label in dense[4:]:  # the dense ones: on the fluid, with no nodule
+        assert (image == 10.0).any() and not label.any()
+
+
 def test_volume_dataset_patches():
     cfg = DataConfig(sources=[{"type": "synthetic", "n_cases": 3, "generator": "test_data:fake_case"}],
                      dims=3, input_size=None, patch_size=[4, 16, 16], samples_per_epoch=5,

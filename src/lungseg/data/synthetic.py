@@ -52,20 +52,24 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
 def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
                            negatives_per_case: int = 10, context: int = 0, overrides: dict | None = None,
-                           generator=None) -> list[Case]:
+                           generator=None, dense_negatives: float = 0.0) -> list[Case]:
     """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
     synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
     lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
     nodule-centred crops alone marks on whole scans). One phantom = one patient; it is generated
     once, on first use, for all its crops. context k > 0 (for 2.5D models): each crop is a stack
-    of 2k + 1 slices whose middle one is the training slice (meta "centre_only")."""
+    of 2k + 1 slices whose middle one is the training slice (meta "centre_only").
+    dense_negatives: the share of the nodule-free crops centred on dense lung (> -300 HU inside the
+    lung labels, away from nodules): with overrides effusion/consolidation, the pleural fluid and
+    consolidated lung a nodule model must not call a tumour; else mostly vessels."""
     overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
     memo: dict[int, list] = {}
 
     def crops_of(s: int) -> list:
         if s not in memo:
             case = _resolve(generator)(s, **overrides)
-            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s, context)
+            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s, context,
+                                 dense_negatives)
         return memo[s]
 
     cases = []
@@ -80,7 +84,11 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
     return cases
 
 
-def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context: int = 0) -> list:
+DENSE_HU = -300.0
+
+
+def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context: int = 0,
+               dense_negatives: float = 0.0) -> list:
     """(image, nodule mask) (2k+1, crop, crop) stacks: n_pos around nodule pixels, n_neg in the
     lungs away from nodules (a nodule-free phantom gives lung crops only); slices beyond the
     volume repeat its edge slice, as at inference."""
@@ -107,11 +115,20 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context
             out.append(cut(z, y + rng.integers(-half // 2, half // 2 + 1), x + rng.integers(-half // 2, half // 2 + 1)))
         else:
             out.append(cut(*lung_px[rng.integers(len(lung_px))]))
-    while len(out) < n_pos + n_neg:
-        candidate = cut(*lung_px[rng.integers(len(lung_px))])
+    n_dense = int(round(dense_negatives * n_neg))
+    if n_dense:  # drawn after the others' draws would be: configs without it keep their crops
+        dense_px = np.argwhere(lung_voxels(labels) & (ct > DENSE_HU) & ~nodule)
+        n_dense = n_dense if len(dense_px) else 0
+
+    def negative(pixels):
+        candidate = cut(*pixels[rng.integers(len(pixels))])
         for _ in range(20):  # prefer crops with no nodule at all
             if not candidate[1][context].any():
                 break
-            candidate = cut(*lung_px[rng.integers(len(lung_px))])
-        out.append(candidate)
+            candidate = cut(*pixels[rng.integers(len(pixels))])
+        return candidate
+
+    while len(out) < n_pos + n_neg - n_dense:
+        out.append(negative(lung_px))
+    out += [negative(dense_px) for _ in range(n_dense)]
     return out
