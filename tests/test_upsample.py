@@ -29,6 +29,25 @@ def test_argmax_of_the_blend_without_blending_everywhere(size):
     assert (out != ref).mean() < 1e-4  # float rounding at exact ties only
 
 
+@pytest.mark.parametrize("where", ["inside", "at_the_border", "nowhere"])
+@pytest.mark.parametrize("size", [(80, 72), (100, 53)])
+def test_argmax_when_the_classes_fill_only_part_of_the_slice(where, size):
+    """The blend is computed only on the box of the non-background classes: the same labels as
+    torch's argmax everywhere, a box that touches the slice's edge and an empty slice included."""
+    p = _probs()
+    region = np.zeros(p.shape[-2:], bool)
+    if where == "inside":
+        region[12:25, 9:20] = True
+    elif where == "at_the_border":
+        region[30:, :7] = True
+    p[:, 0][:, ~region] += 5.0  # class 0 wins outside the region
+    p /= p.sum(axis=1, keepdims=True)
+    ref = F.interpolate(torch.from_numpy(p), size=size, mode="bilinear", align_corners=False).argmax(1).numpy()
+    out = bilinear_argmax(p, size)
+    assert (out != ref).mean() < 1e-4
+    assert (ref != 0).any() == (where != "nowhere")
+
+
 def test_nearest_keeps_values():
     m = np.zeros((1, 4, 4), bool)
     m[0, 1, 2] = True
