@@ -16,7 +16,7 @@ CANDIDATE_LUNG_MARGIN_MM = 3.0  # candidates lie in the lung mask grown by this 
 LUNG_HU = WEIGHTS_DIR / "lung_hu.pt"
 LUNG_IMAGE = WEIGHTS_DIR / "lung_image.pt"
 NODULE = WEIGHTS_DIR / "nodule.pt"
-SCORER = WEIGHTS_DIR / "scorer.pt"  # the candidate scorer (a 3D CNN); without it: the mean probability
+SCORER = WEIGHTS_DIR / "scorer.pt"  # the candidate scorer (3D CNNs); without it: the mean probability
 CLASSIFIER_NETWORK = WEIGHTS_DIR / "classifier.pt"  # the malignancy classifier (+ .onnx, .json beside it)
 CLASSIFIER_RADIOMICS = WEIGHTS_DIR / "classifier.json"  # or the radiomics model alone (no .pt)
 

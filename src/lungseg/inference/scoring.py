@@ -47,15 +47,16 @@ class ProbabilityScorer(_OperatingPoint):
         return np.asarray(candidates.mean_probability, dtype=float)
 
 
-NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour (the candidate "
-                         "scorer, a 3D CNN on a 40 mm patch around it, times the nodule network's mean "
-                         "probability over it); not a malignancy score")
+NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour: the mean "
+                         "probability of the candidate scorer's 3D CNNs, which see a 40 mm patch around it, times "
+                         "the nodule network's mean probability over it; not a malignancy score")
 
 
 class NetworkScorer(_OperatingPoint):
-    """The candidate scorer (false-positive reduction, as in LUNA16): a small 3D CNN sees each
-    candidate in a 40 mm isotropic patch (lungseg.inference.patches) and gives the probability
-    that it is a nodule or tumour; the detection score is that probability times the nodule
+    """The candidate scorer (false-positive reduction, as in LUNA16): a small 3D CNN (the shipped
+    one: the mean of two, scripts/ensemble_scorers.py) sees each candidate in a 40 mm isotropic
+    patch (lungseg.inference.patches) and gives the probability that it is a nodule or tumour;
+    the detection score is that probability times the nodule
     network's own mean probability over the candidate (both stages must agree: on the validation
     phantoms and LIDC-IDRI-0003 the product ranked nodules above false candidates better than
     either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs, or whose
