@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import CTImage
-from ..postprocess import low_confidence_map, postprocess_labels
+from ..postprocess import postprocess_labels
 from .output import SegmenterOutput
 from .runtimes.base import Runtime
 from .tta import Mirroring
-from .upsample import class_argmax, winners_at_slice_size
+from .upsample import winners_at_slice_size
 
 CLASS_TO_LABEL = {"background": 0, "right_lung": 1, "left_lung": 2, "nodule": 3, "lung": 1}
 
@@ -142,29 +142,27 @@ class ModelSegmenter:
 
     # ---- internals ---------------------------------------------------------------------------
     def _iter_outputs(self, ct: CTImage, keep: bool):
-        """(first slice, winning class (b, y, x), low-confidence map, probabilities or None)."""
-        run_on = self._network_slices(ct, keep)
+        """(first slice, winning class (b, y, x), low-confidence map, probabilities or None).
+        A 2D model's winners come from the runtime's own-size output (iter_low_res: OpenVINO's
+        256x256 lung graph is upsampled only along class borders), on a thin-slice scan from
+        every other slice (thin_slices.py)."""
+        if keep or self.dims != 2:
+            for start, p in self.iter_probabilities(ct):
+                yield (start,) + winners_at_slice_size(p, p.shape[-2:], self.low_confidence) + (p if keep else None,)
+            return
+        run_on = self._network_slices(ct)
+        stream = self.runtime.iter_low_res(self.iter_inputs(ct, run_on), self.mirroring)
         if run_on is not None:
             from .thin_slices import fill_skipped_slices
 
-            stream = self.runtime.iter_low_res(self.iter_inputs(ct, run_on), self.mirroring)
-            for start, size, p in fill_skipped_slices(stream, run_on):
-                yield (start,) + winners_at_slice_size(p, size, self.low_confidence) + (None,)
-            return
-        if not keep and self.dims == 2:
-            fast = self.runtime.iter_winners(self.iter_inputs(ct), self.mirroring, self.low_confidence)
-            if fast is not None:
-                yield from fast
-                return
-        for start, p in self.iter_probabilities(ct):
-            low = low_confidence_map(p.transpose(1, 0, 2, 3)) if self.low_confidence else None
-            yield start, class_argmax(p), low, p if keep else None
+            stream = fill_skipped_slices(stream, run_on)
+        for start, size, p in stream:
+            yield (start,) + winners_at_slice_size(p, size, self.low_confidence) + (None,)
 
-
-    def _network_slices(self, ct: CTImage, keep: bool) -> np.ndarray | None:
-        """The slices a thin-slice scan's network runs on (thin_slices.py), or None for all of
-        them: always for 3D and 2.5D models, kept probabilities and test-time mirroring."""
-        if self.every_slice or keep or self.dims != 2 or self.context or self.mirroring.mirrors:
+    def _network_slices(self, ct: CTImage) -> np.ndarray | None:
+        """The slices a thin-slice scan's 2D network runs on (thin_slices.py), or None for all of
+        them: always for 2.5D models and test-time mirroring."""
+        if self.every_slice or self.context or self.mirroring.mirrors:
             return None
         from .thin_slices import network_slices
 

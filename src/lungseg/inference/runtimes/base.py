@@ -26,11 +26,6 @@ class Runtime:
     def probabilities(self, x: np.ndarray, mirroring: Mirroring) -> np.ndarray:
         raise NotImplementedError
 
-    def iter_winners(self, batches, mirroring: Mirroring, low_confidence: bool):
-        """Optional fast path: (first slice, winning class (b, h, w), low-confidence map or None,
-        None) per (first slice, input) batch without full-size probabilities; None if unsupported."""
-        return None
-
     def iter_low_res(self, batches, mirroring: Mirroring):
         """(first slice, slice size (h, w), probabilities (b, K, h', w')) per (first slice, input)
         batch, at the network's own output size where the runtime has it (h', w' may differ

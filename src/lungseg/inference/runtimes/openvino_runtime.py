@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import LungsegError
-from ..upsample import bilinear, winners_at_slice_size
+from ..upsample import bilinear
 from ..export import file_sha256, read_sidecar
 from ..tta import Mirroring
 from .base import Runtime, padded
@@ -157,17 +157,6 @@ class OpenVINORuntime(Runtime):
     def probabilities(self, x: np.ndarray, mirroring: Mirroring) -> np.ndarray:
         probs = self._graph_probabilities(x, mirroring)
         return probs if self.graph_upsamples else bilinear(probs, x.shape[-2:])
-
-    def iter_winners(self, batches, mirroring: Mirroring, low_confidence: bool):
-        """A graph that stops at its input size: the argmax at the slice size without upsampling
-        every probability; the network runs on the next batch while this one is upsampled."""
-        if self.graph_upsamples:
-            return None
-        return self._winners(batches, mirroring, low_confidence)
-
-    def _winners(self, batches, mirroring: Mirroring, low_confidence: bool):
-        for start, size, low_res in self.iter_low_res(batches, mirroring):
-            yield (start,) + winners_at_slice_size(low_res, size, low_confidence) + (None,)
 
     def iter_low_res(self, batches, mirroring: Mirroring):
         """A graph that stops at its input size yields its own output; the network runs on the
