@@ -185,8 +185,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": "python benchmarks/pathology_in_real.py " + " ".join(sys.argv[1:]),
-        "note": "CIP COPDGene and imlab3d id003 were the shipped lung model's validation volumes "
-                "(it trained on imlab3d id001/id002): validation, not test, data.",
+        "volumes": args.volumes,
+        "note": "validation, not test, data: CIP COPDGene and imlab3d id003 were the shipped lung model's "
+                "validation volumes (it trained on imlab3d id001/id002); LIDC-IDRI-0003 is a validation patient "
+                "(its lung reference: the shipped model's lungs on the untouched scan).",
         "seed": SEED, "repeats": args.repeats, "grids": [gname(g) for g in grids], "total_s": round(total, 1),
         "machine": f"{platform.machine()}, {platform.processor() or ''}".strip(", "),
         "summary": summary, "baselines": list(baselines.values()), "rows": rows}, indent=1))
