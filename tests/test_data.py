@@ -322,6 +322,25 @@ def test_dense_negative_crops_lie_on_dense_lung_and_leave_the_other_crops_alone(
         assert (image == 10.0).any() and not label.any()
 
 
+def _case_with_small_nodule(seed, **kw):
+    """fake_case plus a single-voxel nodule in the left lung: ~1 % of the nodule voxels."""
+    case = fake_case(seed, shape=(6, 48, 48), **kw)
+    case.labels[3, 24, 33] = 3
+    return case
+
+
+def test_per_nodule_positives_reach_small_nodules_voxel_draws_hardly_do():
+    from lungseg.data.synthetic import synthetic_nodule_crops
+
+    def small_hits(per_nodule):
+        cases = synthetic_nodule_crops(n_cases=1, seed=5, crop=8, positives_per_case=40, negatives_per_case=0,
+                                       generator=_case_with_small_nodule, per_nodule=per_nodule)
+        return sum(int(c.load()[1].sum() == 1) for c in cases)
+
+    # a crop of the small nodule holds its one voxel alone (the big one is > 8 px away)
+    assert small_hits(True) >= 10 and small_hits(False) <= 3
+
+
 def test_volume_dataset_patches():
     cfg = DataConfig(sources=[{"type": "synthetic", "n_cases": 3, "generator": "test_data:fake_case"}],
                      dims=3, input_size=None, patch_size=[4, 16, 16], samples_per_epoch=5,

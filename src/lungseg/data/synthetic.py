@@ -52,7 +52,7 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
 def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
                            negatives_per_case: int = 10, context: int = 0, overrides: dict | None = None,
-                           generator=None, dense_negatives: float = 0.0) -> list[Case]:
+                           generator=None, dense_negatives: float = 0.0, per_nodule: bool = False) -> list[Case]:
     """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
     synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
     lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
@@ -61,7 +61,10 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
     of 2k + 1 slices whose middle one is the training slice (meta "centre_only").
     dense_negatives: the share of the nodule-free crops centred on dense lung (> -300 HU inside the
     lung labels, away from nodules): with overrides effusion/consolidation, the pleural fluid and
-    consolidated lung a nodule model must not call a tumour; else mostly vessels."""
+    consolidated lung a nodule model must not call a tumour; else mostly vessels.
+    per_nodule: each positive crop is centred on a nodule drawn uniformly (then on one of its
+    voxels), not on a random nodule voxel: voxel draws pick a 5 mm nodule ~1/100 as often as a
+    25 mm one, so the network hardly ever sees the small ones."""
     overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
     memo: dict[int, list] = {}
 
@@ -69,7 +72,7 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
         if s not in memo:
             case = _resolve(generator)(s, **overrides)
             memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s, context,
-                                 dense_negatives)
+                                 dense_negatives, per_nodule)
         return memo[s]
 
     cases = []
@@ -88,7 +91,7 @@ DENSE_HU = -300.0
 
 
 def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context: int = 0,
-               dense_negatives: float = 0.0) -> list:
+               dense_negatives: float = 0.0, per_nodule: bool = False) -> list:
     """(image, nodule mask) (2k+1, crop, crop) stacks: n_pos around nodule pixels, n_neg in the
     lungs away from nodules (a nodule-free phantom gives lung crops only); slices beyond the
     volume repeat its edge slice, as at inference."""
@@ -108,10 +111,20 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context
         win = (context_indices(z, z + 1, labels.shape[0], context), slice(y0, y0 + crop), slice(x0, x0 + crop))
         return ct[win].astype(np.float32), nodule[win].astype(np.uint8)
 
+    if per_nodule and len(nodule_px):
+        from scipy import ndimage as ndi
+
+        ids = ndi.label(nodule, np.ones((3, 3, 3)))[0][tuple(nodule_px.T)]
+        groups = np.split(np.argsort(ids, kind="stable"), np.cumsum(np.bincount(ids)[1:-1]))
+
     out = []
     for _ in range(n_pos):
         if len(nodule_px):
-            z, y, x = nodule_px[rng.integers(len(nodule_px))]
+            if per_nodule:
+                group = groups[rng.integers(len(groups))]
+                z, y, x = nodule_px[group[rng.integers(len(group))]]
+            else:
+                z, y, x = nodule_px[rng.integers(len(nodule_px))]
             out.append(cut(z, y + rng.integers(-half // 2, half // 2 + 1), x + rng.integers(-half // 2, half // 2 + 1)))
         else:
             out.append(cut(*lung_px[rng.integers(len(lung_px))]))
