@@ -75,6 +75,19 @@ def test_candidates_that_cannot_reach_the_operating_point_are_not_scored():
 
 
 @needs_scorer
+def test_candidates_smaller_than_a_3mm_nodule_are_not_scored():
+    """Post-processing drops label-3 pieces under a 3 mm sphere (14 mm^3), so the CNN skips them;
+    a 4 mm sphere is scored as before."""
+    from lungseg.inference.scoring import NetworkScorer
+
+    ct, cands = _sphere_and_tube(radius_mm=2.0)  # the 4 mm sphere: 33.5 mm^3 = 42 voxels of 0.8 mm^3
+    scorer = NetworkScorer(SCORER, min_score=0.0)
+    assert scorer.score(cands, ct)[1] > 0
+    ct_small, cands_small = _sphere_and_tube(radius_mm=1.2)  # 2.4 mm: 7.2 mm^3, 9 voxels
+    assert scorer.score(cands_small, ct_small)[1] == 0
+
+
+@needs_scorer
 def test_openvino_and_torch_scores_agree():
     pytest.importorskip("openvino")
     from lungseg.inference.scoring import NetworkScorer

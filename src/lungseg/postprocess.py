@@ -11,6 +11,13 @@ from scipy.sparse.csgraph import connected_components
 
 LUNGS = (1, 2)
 NODULE = 3
+MIN_NODULE_MM = 3.0  # smaller label-3 components are dropped (LUNA16 counts nodules >= 3 mm)
+
+
+def min_nodule_size(spacing, min_nodule_mm: float = MIN_NODULE_MM, ndim: int = 3) -> float:
+    """The smallest nodule kept, in voxels (pixels for 2D): a sphere (disc) of min_nodule_mm."""
+    size = (np.pi / 6 * min_nodule_mm**3) if ndim == 3 else (np.pi / 4 * min_nodule_mm**2)
+    return size / float(np.prod(spacing))
 
 
 def lung_voxels(labels: np.ndarray) -> np.ndarray:
@@ -124,7 +131,7 @@ def component_voxels(mask: np.ndarray) -> list[tuple[np.ndarray, ...]]:
 
 
 def postprocess_labels(labels: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0), min_piece_ml: float = 2.0,
-                       min_nodule_mm: float = 3.0, min_piece_fraction: float = 0.05,
+                       min_nodule_mm: float = MIN_NODULE_MM, min_piece_fraction: float = 0.05,
                        hu: np.ndarray | None = None) -> np.ndarray:
     """Clean a (z, y, x) label map of 0/1/2/3. Works for single slices (z = 1) too.
     Runs on the labels' bounding box only: lungs fill a third of a chest CT's grid.
@@ -290,14 +297,13 @@ def _add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = 
     return int(kept.sum()), tuple(slice(int(c.min()) + b.start, int(c.max()) + 1 + b.start) for c, b in zip(add, box))
 
 
-def clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float = 3.0) -> np.ndarray:
+def clean_nodules(out: np.ndarray, spacing: np.ndarray, min_nodule_mm: float = MIN_NODULE_MM) -> np.ndarray:
     """Drop nodule components smaller than min_nodule_mm or away from the lungs (in place)."""
     coords = voxels(out == NODULE)
     ids, n = label_voxels(coords, out.shape)
     if not n:
         return out
-    min_size = (np.pi / 6 * min_nodule_mm**3) if out.ndim == 3 else (np.pi / 4 * min_nodule_mm**2)
-    big = np.bincount(ids) * float(np.prod(spacing)) >= min_size
+    big = np.bincount(ids) >= min_nodule_size(spacing, min_nodule_mm, out.ndim)
     near_lung = np.zeros(n + 1, dtype=bool)
     near_lung[ids[_touches(out, coords, LUNGS, radius=2)]] = True
     drop = ~(big & near_lung)[ids]

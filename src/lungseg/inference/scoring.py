@@ -60,7 +60,8 @@ class NetworkScorer(_OperatingPoint):
     network's own mean probability over the candidate (both stages must agree: on the validation
     phantoms and LIDC-IDRI-0003 the product ranked nodules above false candidates better than
     either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs, or whose
-    mean probability is below the operating point (the product cannot reach it), score 0.
+    mean probability is below the operating point (the product cannot reach it) or that are
+    smaller than the smallest nodule post-processing keeps (3 mm), score 0.
     The operating point comes with the weights (chosen on validation phantoms, see its .json)."""
 
     name = "candidate-cnn"
@@ -82,14 +83,17 @@ class NetworkScorer(_OperatingPoint):
         return self._runner(patches)
 
     def score(self, candidates, ct) -> np.ndarray:
+        from ..postprocess import min_nodule_size
         from .patches import iter_candidate_patches
 
         scores = np.zeros(candidates.count + 1)
         mean_p = np.asarray(candidates.mean_probability, dtype=float)
         # the score is at most the mean probability: a candidate below the operating point there
         # can never be listed, so its patch is not even cut (most of a scan's candidates; 0 for an
-        # operating point of 0, which scores them all)
-        comps = np.nonzero((candidates.inside >= self.min_inside) & (mean_p >= self.min_score))[0]
+        # operating point of 0, which scores them all); nor is one that post-processing would
+        # drop as smaller than a 3 mm nodule (half of those left on a real scan)
+        big = np.bincount(candidates.ids, minlength=candidates.count + 1) >= min_nodule_size(ct.spacing)
+        comps = np.nonzero((candidates.inside >= self.min_inside) & (mean_p >= self.min_score) & big)[0]
         for part, patches in iter_candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords,
                                                     candidates.ids, comps[comps > 0]):
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
