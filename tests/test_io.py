@@ -198,6 +198,28 @@ def test_nifti_with_a_corrupt_header_size_is_refused(tmp_path, suffix, endian):
         read_ct(path)
 
 
+@pytest.mark.parametrize("kind", ["nifti1-little", "nifti1-big", "nifti2"])
+def test_nifti_header_gives_the_data_size_nibabel_gives_and_a_cut_file_is_refused(tmp_path, kind):
+    import nibabel as nib
+
+    from lungseg.io.readers import _nifti_data_bytes
+
+    arr = np.random.default_rng(0).integers(-1000, 400, (21, 20, 5)).astype(np.int16)
+    affine = np.diag([0.8, 0.8, 2.5, 1])
+    img = nib.Nifti2Image(arr, affine) if kind == "nifti2" else \
+        nib.Nifti1Image(arr, affine, nib.Nifti1Header(endianness="<" if kind.endswith("little") else ">"))
+    path = tmp_path / "scan.nii"
+    nib.save(img, path)
+    raw = path.read_bytes()
+    header = nib.load(path).header
+    assert _nifti_data_bytes(raw[:540], path) == 21 * 20 * 5 * header.get_data_dtype().itemsize
+    if kind != "nifti2":  # this SimpleITK's ITK reads NIfTI-1 only
+        assert read_ct(path).shape == (5, 20, 21)
+    path.write_bytes(raw[:-300])
+    with pytest.raises(LungsegError, match="file is truncated"):
+        read_ct(path)
+
+
 def test_nii_gz_that_is_not_gzip_is_refused(tmp_path):
     path = tmp_path / "scan.nii.gz"
     path.write_bytes(b"\x5c\x01\x00\x00" + bytes(400))

@@ -3,6 +3,8 @@ merge stray pieces into the lung they touch most, drop isolated blobs, fill hole
 nodules that sit in or against a lung. Plus the low-confidence map shown in previews."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cc3d
 import fastremap
 import numpy as np
@@ -164,58 +166,82 @@ def _postprocess(labels: np.ndarray, spacing_zyx, min_piece_ml: float, min_nodul
     out = lab.copy()
     fraction = 0.0 if single else min_piece_fraction
     grown, kept = set(), {}
+    pieces = _lung_pieces(lab)  # both lungs from one labelling of the original labels
     for value in LUNGS:  # in turn: the left lung's pieces see where the right lung's went
-        merged, kept[value] = _merge_or_drop_pieces(lab, out, value, voxel, min_piece_ml, fraction)
+        merged, kept[value] = _merge_or_drop_pieces(pieces.get(value), out, value, voxel, min_piece_ml, fraction)
         if merged:
             grown |= set(LUNGS) - {value}
     for value in sorted(grown):  # a lung that got pieces: they may not touch its main part
-        kept[value] = _merge_or_drop_pieces(out.copy(), out, value, voxel, min_piece_ml, fraction)[1]
+        found = _lung_pieces(out, (value,)).get(value)
+        kept[value] = _merge_or_drop_pieces(found, out, value, voxel, min_piece_ml, fraction)[1]
     out = fill_lung_holes(out)  # fills only: never splits a lung into pieces
     out = clean_nodules(out, spacing, min_nodule_mm)
     return (out[None] if single else out), any(kept.values())
 
 
-def _pieces(lab: np.ndarray, value: int):
-    """(box, components, count, sizes) of lung `value` labelled inside its own box (half the grid
-    or less), sizes[0] = 0 so argmax is the main component; None when the lung is one piece or absent."""
-    mask = lab == value
-    if not mask.any():
-        return None
-    box = foreground_box(mask, margin=0)
-    comps, n = label(mask[box])
-    if n <= 1:
-        return None
+@dataclass
+class _LungPieces:
+    """One lung in more than one face-connected piece, as _lung_pieces labelled it."""
+
+    sizes: np.ndarray  # voxels per component id (of every label value's components)
+    main: int  # the lung's largest component (the first of equals)
+    others: np.ndarray  # its other components' ids, ascending
+    coords: tuple[np.ndarray, ...]  # their voxels (indices in the labelled array, raster order)
+    ids: np.ndarray  # the component id of each of those voxels
+
+
+def _lung_pieces(lab: np.ndarray, values=LUNGS) -> dict[int, _LungPieces]:
+    """The lungs (of `values`) that are in more than one piece. One multi-label labelling of the
+    labels' box numbers every value's components apart (as labelling each lung's mask would, and
+    in the same raster order): one pass for both lungs instead of one per lung, and one more to
+    find the voxels of the pieces (a few, where a lung has millions)."""
+    box = foreground_box(lab, margin=0)
+    region = lab[box]
+    comps, n = cc3d.connected_components(region, connectivity=4 if region.ndim == 2 else 6, return_N=True)
+    if n < 2:
+        return {}
     ids, counts = fastremap.unique(comps, return_counts=True)  # ~10x np.bincount on a lung's 20 M voxels
     sizes = np.zeros(n + 1, np.int64)
     sizes[ids] = counts
-    sizes[0] = 0  # background; the main component is the first largest
-    return box, comps, n, sizes
+    value_of = fastremap.component_map(comps, region)  # {component id: its label value}
+    lungs = {}
+    for value in values:
+        own = np.array(sorted(c for c, v in value_of.items() if v == value and c), dtype=np.int64)
+        if len(own) > 1:
+            main = int(own[np.argmax(sizes[own])])
+            lungs[value] = (main, own[own != main])
+    if not lungs:
+        return {}
+    is_other = np.zeros(n + 1, dtype=bool)
+    for _, others in lungs.values():
+        is_other[others] = True
+    inner = voxels(is_other[comps])
+    inner_ids = comps[inner]
+    inner = tuple(c + s.start for c, s in zip(inner, box))
+    found = {}
+    for value, (main, others) in lungs.items():
+        sel = np.isin(inner_ids, others)
+        found[value] = _LungPieces(sizes, main, others, tuple(c[sel] for c in inner), inner_ids[sel])
+    return found
 
 
-def _merge_or_drop_pieces(lab: np.ndarray, out: np.ndarray, value: int, voxel: float, min_piece_ml: float,
-                         min_piece_fraction: float) -> bool:
-    """Recolour, in `out`, the pieces of lung `value` (in `lab`) other than its main component: a
-    piece of this colour touching the other lung is a patch of that lung, so it is merged into it;
-    an isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component
-    is dropped (e.g. bowel gas, noise). Returns (whether any piece was merged, whether any piece
+def _merge_or_drop_pieces(pieces: _LungPieces | None, out: np.ndarray, value: int, voxel: float,
+                          min_piece_ml: float, min_piece_fraction: float) -> tuple[bool, bool]:
+    """Recolour, in `out`, the pieces of lung `value` other than its main component: a piece of
+    this colour touching the other lung is a patch of that lung, so it is merged into it; an
+    isolated piece smaller than min_piece_ml or than min_piece_fraction of the main component is
+    dropped (e.g. bowel gas, noise). Returns (whether any piece was merged, whether any piece
     stays this lung's besides its main component)."""
-    found = _pieces(lab, value)
-    if found is None:
+    if pieces is None:
         return False, False
-    box, comps, n, sizes = found
-    main = sizes.argmax()
-    inner = voxels((comps != 0) & (comps != main))  # the pieces' voxels only: a few, where the lung has millions
-    ids = comps[inner]
-    coords = tuple(c + s.start for c, s in zip(inner, box))
+    coords, ids, sizes = pieces.coords, pieces.ids, pieces.sizes
     (other,) = set(LUNGS) - {value}
-    merge = np.zeros(n + 1, dtype=bool)
+    merge = np.zeros(len(sizes), dtype=bool)
     merge[ids[_touches(out, coords, (other,))]] = True
-    small = (sizes * voxel < min_piece_ml) | (sizes < min_piece_fraction * sizes.max())
+    small = (sizes * voxel < min_piece_ml) | (sizes < min_piece_fraction * sizes[pieces.main])
     recolour = np.where(merge, other, np.where(small, 0, value))
     out[coords] = recolour[ids]
-    stays = recolour == value
-    stays[0] = stays[main] = False
-    return bool(merge.any()), bool(stays.any())
+    return bool(merge.any()), bool((recolour[pieces.others] == value).any())
 
 
 def drop_outside_pieces(labels: np.ndarray, hu: np.ndarray, air_hu: float = -400.0, min_outside: float = 0.5) -> int:
@@ -228,16 +254,9 @@ def drop_outside_pieces(labels: np.ndarray, hu: np.ndarray, air_hu: float = -400
 
     dropped = 0
     outside_of: dict[int, np.ndarray] = {}  # slice -> its outside air, computed once
-    for value in LUNGS:
-        found = _pieces(labels, value)
-        if found is None:
-            continue
-        box, comps, n, sizes = found
-        main = int(sizes.argmax())
-        for piece in range(1, n + 1):
-            if piece == main:
-                continue
-            coords = tuple(c + s.start for c, s in zip(np.nonzero(comps == piece), box))
+    for pieces in _lung_pieces(labels).values():
+        for piece in pieces.others:
+            coords = tuple(c[pieces.ids == piece] for c in pieces.coords)
             for z in np.unique(coords[0]):
                 if z not in outside_of:
                     air, _ = ndimage.label(hu[z] < air_hu)

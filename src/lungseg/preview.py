@@ -16,6 +16,29 @@ LOW_CONFIDENCE_COLOUR = ("low confidence", "#ffdc00")
 MIN_SLICES_FOR_REFORMATS = 8  # fewer slices make coronal/sagittal views mere lines
 
 
+def warm_up() -> "threading.Thread":
+    """Import matplotlib and load its fonts and PNG writer on a daemon thread; join it before
+    rendering. A one-shot `lungseg segment --preview` paid ~0.5 s for this after the networks;
+    started before them it runs while they do (the runtimes release the GIL)."""
+    import threading
+
+    def work():
+        import io
+
+        from matplotlib import patheffects
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch  # noqa: F401 (the legend's, imported here once)
+
+        fig = Figure(figsize=(1, 1))
+        fig.text(0.5, 0.5, "R", path_effects=[patheffects.withStroke(linewidth=1)])
+        FigureCanvasAgg(fig).print_png(io.BytesIO())
+
+    thread = threading.Thread(target=work, name="preview-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _window(ct: CTImage) -> tuple[float, float]:
     if ct.is_hu:
         return -1350.0, 150.0  # lung window L-600 / W1500

@@ -95,12 +95,19 @@ def _segment_one(src: Path, out: Path, args, report, preview, probabilities, mod
 
         if not may_be_dicom(src):  # before the segmentation, not after it
             raise LungsegError(f"{NEEDS_DICOM} ({src.name} is not DICOM)")
+    warming = None
+    if preview and model is None:  # one scan: the renderer loads while the networks run
+        from ..preview import warm_up
+
+        warming = warm_up()
     result = segment(src, model=model or args.model, postprocess=not args.no_postprocess, device=args.device,
                      intensity=args.intensity, **network_options(args))
     result.save(out, format=fmt)
     if report:
         result.save_report(report)
     if preview:
+        if warming is not None:
+            warming.join()
         result.save_preview(preview)
     if probabilities:
         result.save_probabilities(probabilities)

@@ -112,13 +112,15 @@ def _itk_read(fn):
         raise LungsegError(f"cannot read image (truncated or not a valid file): {detail[:200]}") from None
 
 
-def _check_nifti_header(path: Path) -> None:
-    """Refuse a file whose first field (sizeof_hdr) is not 348 or 540 in either byte order:
-    nibabel only warns and ITK reads such a file as if it were fine, from a header that may be
-    garbage. A .nii.gz costs one 4-byte decompression."""
+def _check_nifti(path: Path) -> None:
+    """Refuse a NIfTI file whose header is broken or whose voxel data is cut short, before ITK
+    reads it: ITK (and nibabel, with a warning) read a header whose first field (sizeof_hdr) is
+    not 348 or 540 in either byte order as if it were fine, and ITK pads a truncated file with
+    zeros. Reads the header only (a .nii.gz: one small decompression); for .nii.gz the gzip
+    trailer's size field (uncompressed size mod 2**32) is compared with the header's."""
     try:
         with (gzip.open(path, "rb") if suffix_of(path) == ".nii.gz" else open(path, "rb")) as f:
-            head = f.read(4)
+            head = f.read(540)
     except gzip.BadGzipFile:
         raise LungsegError(f"cannot read image {path}: not a valid NIfTI file (a .nii.gz must be "
                            "gzip-compressed; this one is not)") from None
@@ -126,38 +128,45 @@ def _check_nifti_header(path: Path) -> None:
         raise LungsegError(f"cannot read image {path}: not a valid NIfTI file ({str(e)[:160]})") from None
     if len(head) < 4:
         raise LungsegError(f"cannot read image {path}: file is too short for a NIfTI header")
-    values = [int.from_bytes(head, order) for order in ("little", "big")]
+    values = [int.from_bytes(head[:4], order) for order in ("little", "big")]
     if not any(v in NIFTI_HEADER_SIZES for v in values):  # the smaller is the likelier byte order to show
         raise LungsegError(f"cannot read image {path}: not a valid NIfTI header "
                            f"(sizeof_hdr = {min(values)}, expected 348 or 540)")
-
-
-def _check_nifti_complete(path: Path) -> None:
-    """ITK's NIfTI reader pads a truncated file with zeros instead of failing: check first.
-    For .nii.gz the gzip trailer's size field (uncompressed size mod 2**32) is compared with the
-    header's, which costs no decompression; a cut-off file ends in arbitrary bytes instead."""
-    import nibabel as nib
-
-    try:
-        header = nib.load(str(path)).header
-        data_bytes = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-        if suffix_of(path) == ".nii.gz":
-            with open(path, "rb") as f:
-                f.seek(-4, os.SEEK_END)
-                size = int.from_bytes(f.read(4), "little")
-            complete = (size - data_bytes) % 2**32 < 1 << 20  # the rest is a header (+ extensions)
-        else:
-            complete = path.stat().st_size >= data_bytes + 348
-    except Exception as e:  # nibabel's own header errors, gzip errors, short files
-        raise LungsegError(f"cannot read image {path}: not a valid NIfTI file ({str(e)[:160]})") from None
+    data_bytes = _nifti_data_bytes(head, path)
+    if suffix_of(path) == ".nii.gz":
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            size = int.from_bytes(f.read(4), "little")
+        complete = (size - data_bytes) % 2**32 < 1 << 20  # the rest is a header (+ extensions)
+    else:
+        complete = path.stat().st_size >= data_bytes + 348
     if not complete:
         raise LungsegError(f"cannot read image {path}: file is truncated")
 
 
+def _nifti_data_bytes(head: bytes, path: Path) -> int:
+    """The voxel data's size from a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) header: dim[] and
+    bitpix at their places in the standard layout (what nibabel reads; importing it cost ~0.4 s
+    of a ~7 s run)."""
+    order = "<" if int.from_bytes(head[:4], "little") in NIFTI_HEADER_SIZES else ">"
+    nifti1 = int.from_bytes(head[:4], "little" if order == "<" else "big") == 348
+    need = 348 if nifti1 else 540
+    if len(head) < need:
+        raise LungsegError(f"cannot read image {path}: file is too short for a NIfTI header")
+    if nifti1:  # dim: int16[8] at 40, bitpix: int16 at 72
+        dim, bitpix = np.frombuffer(head, order + "i2", 8, 40), int(np.frombuffer(head, order + "i2", 1, 72)[0])
+    else:  # bitpix: int16 at 14, dim: int64[8] at 16
+        bitpix, dim = int(np.frombuffer(head, order + "i2", 1, 14)[0]), np.frombuffer(head, order + "i8", 8, 16)
+    ndim = int(dim[0])
+    if not 1 <= ndim <= 7 or (dim[1:ndim + 1] < 1).any() or bitpix < 1:
+        raise LungsegError(f"cannot read image {path}: not a valid NIfTI header (dim = {dim.tolist()}, "
+                           f"bitpix = {bitpix})")
+    return int(np.prod(dim[1:ndim + 1].astype(object))) * bitpix // 8
+
+
 def _read_itk(path: Path, fmt: str) -> CTImage:
     if fmt == "nifti":
-        _check_nifti_header(path)
-        _check_nifti_complete(path)
+        _check_nifti(path)
     img = _itk_read(lambda: sitk.ReadImage(str(path)))
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise LungsegError(f"{path} has {img.GetNumberOfComponentsPerPixel()} components per voxel; "
