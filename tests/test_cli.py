@@ -1,5 +1,6 @@
 """`lungseg segment` end to end, and every bad input: one line, exit 2, no output file."""
 import json
+import os
 import subprocess
 import sys
 
@@ -145,6 +146,20 @@ def test_default_model_writes_probability_maps_on_request(tmp_path):
     ref = sitk.GetArrayFromImage(sitk.ReadImage(str(SAMPLE_CT).replace("sample_ct", "sample_wholelung"))) > 0
     assert prob.shape == ref.shape
     assert prob[ref].mean() > 0.85 and prob[~ref].mean() < 0.1
+
+
+def test_one_shot_runs_turn_numpys_huge_page_advice_off():
+    """In a child process (this session keeps numpy's default): the advice was on, and is off after."""
+    code = ("import numpy as np\n"
+            "from numpy._core.multiarray import _get_madvise_hugepage\n"
+            "from lungseg.memory import no_huge_page_advice\n"
+            "was = _get_madvise_hugepage()\n"
+            "assert no_huge_page_advice() == was\n"
+            "assert not _get_madvise_hugepage() and np.ones((16, 512, 512)).sum() == 16 * 512 * 512\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "1"})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

@@ -62,9 +62,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..memory import keep_freed_memory
+    from ..memory import keep_freed_memory, no_huge_page_advice
 
     keep_freed_memory()  # a one-shot process: reuse freed pages instead of faulting them in again
+    no_huge_page_advice()  # and fault them in without stalling on memory compaction
     logging.basicConfig(format="lungseg: warning: %(message)s", level=logging.ERROR if args.quiet else logging.WARNING)
     shard = _parse_shard(args.shard)
     src = Path(args.input)
