@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--max-scans", type=int, help="stop after this many scans (a quick look)")
+    ap.add_argument("--nodule-checkpoint", type=Path, help="a nodule checkpoint to try instead of the shipped one")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_nodules_in_lidc.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "real_nodules_in_lidc.png")
     args = ap.parse_args()
@@ -87,6 +88,13 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(pool))
     model = DefaultSegmenter(low_confidence=False, classify=False)
+    if args.nodule_checkpoint:  # the shipped scorer and operating point, another candidate network
+        from lungseg.inference.candidates import NoduleSegmenter
+        from lungseg.inference.pipeline import CANDIDATE_LUNG_MARGIN_MM
+
+        scorer = model.nodule.scorer
+        model.nodule = NoduleSegmenter.from_checkpoint(args.nodule_checkpoint, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM)
+        model.nodule.scorer = scorer
     cases, nodules, shown = [], [], []
     chunks = [order[i:i + args.per_scan] for i in range(0, len(order), args.per_scan)][:args.max_scans]
     for k, chunk in enumerate(tqdm(chunks, desc="scans")):

@@ -228,6 +228,25 @@ def test_sagittal_flip_swaps_right_and_left_labels():
     np.testing.assert_array_equal(out["label"].numpy(), expected)
 
 
+def test_random_window_moves_a_centred_object_around_the_input():
+    """augment.crop: each sample is a random window of that size, image and label alike, so a
+    nodule at the centre of every crop lands at different places in the network's input."""
+    aug = build_augmentation(AugmentConfig(crop=(8, 8)), dims=2)
+    img = np.arange(256, dtype=np.float32).reshape(1, 16, 16)
+    lab = np.zeros((1, 16, 16), np.float32)
+    lab[0, 7:9, 7:9] = 1  # the centred "nodule"
+    places = set()
+    for seed in range(20):
+        aug.set_random_state(seed=seed)
+        out = aug({"image": img, "label": lab})
+        im, lb = out["image"].numpy(), out["label"].numpy()
+        assert im.shape == lb.shape == (1, 8, 8)
+        y0, x0 = divmod(int(im[0, 0, 0]), 16)  # where the window starts
+        np.testing.assert_array_equal(lb, lab[:, y0:y0 + 8, x0:x0 + 8])
+        places.add(tuple(np.argwhere(lb[0])[0]))
+    assert len(places) >= 5
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_every_augmentation_runs_and_is_reproducible(dims):
     cfg = AugmentConfig(elastic=1, rotate=1, flip_lr=1, scale=1, intensity_shift=1, noise=1, brightness=1, smooth=1)

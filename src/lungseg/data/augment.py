@@ -22,6 +22,9 @@ class AugmentConfig:
     noise: float = 0.0
     brightness: float = 0.0
     smooth: float = 0.0
+    crop: tuple | None = None  # (y, x): every training sample is a random window of this size (2D),
+    # so what the crops were cut around (a nodule, at the centre of every LIDC crop) lands anywhere
+    # in the input; a network trained only on centred crops learns where nodules are, not what
     # magnitudes
     elastic_spacing: float = 24.0  # 2D: control-point spacing (px); 3D: smoothing sigma range below
     elastic_magnitude: tuple = (0.0, 2.0)
@@ -35,8 +38,9 @@ class AugmentConfig:
     smooth_sigma: tuple = (0.25, 1.0)
 
     def any(self) -> bool:
-        return any(getattr(self, k) > 0 for k in ("elastic", "rotate", "flip_lr", "scale", "intensity_shift",
-                                                    "noise", "brightness", "smooth"))
+        return bool(self.crop) or any(getattr(self, k) > 0 for k in ("elastic", "rotate", "flip_lr", "scale",
+                                                                      "intensity_shift", "noise", "brightness",
+                                                                      "smooth"))
 
 
 def _flip_lr_class():
@@ -104,5 +108,7 @@ def build_augmentation(cfg: AugmentConfig, dims: int, lr_swap: tuple | None = No
         t.append(mt.RandShiftIntensityd("image", offsets=cfg.shift, prob=cfg.intensity_shift))
     if cfg.noise:
         t.append(mt.RandGaussianNoised("image", std=cfg.noise_std, prob=cfg.noise))
+    if cfg.crop:
+        t.append(mt.RandSpatialCropd(keys, roi_size=tuple(int(v) for v in cfg.crop), random_size=False))
     t.append(mt.EnsureTyped(keys, track_meta=False))
     return mt.Compose(t)
