@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def main() -> None:
         print(f"{b['size']:>10} {b['nodules']:>8} {b['listed']:>7.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "command": "python benchmarks/real_nodules_in_lidc.py", "note": __doc__.split("\n\n")[0],
+        "command": " ".join(["python benchmarks/real_nodules_in_lidc.py", *sys.argv[1:]]), "note": __doc__.split("\n\n")[0],
         "per_scan": args.per_scan, "seed": args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
         "rows": {k: froc_to_json(v) for k, v in rows.items()}, "by_size": by_size,
         "false_findings_per_scan": float(np.mean(fp)), "nodules": nodules}, indent=1))

@@ -37,7 +37,7 @@ def resample_nodule(hu: np.ndarray, mask: np.ndarray, spacing_zyx, target_zyx, m
             h = ndi.gaussian_filter1d(h, 0.4 / f, axis=axis, mode="nearest")
             m = ndi.gaussian_filter1d(m, 0.4 / f, axis=axis, mode="constant")
     h = ndi.zoom(h, factors, order=1, mode="nearest", grid_mode=True)
-    m = ndi.zoom(m, factors, order=1, mode="constant", grid_mode=True)
+    m = ndi.zoom(m, factors, order=1, mode="grid-constant", grid_mode=True)
     weight = np.clip(ndi.gaussian_filter(m, EDGE_SIGMA), 0.0, 1.0)
     return RealNodule(h, np.where(m >= 0.5, 1.0, weight).astype(np.float32))
 
