@@ -247,9 +247,27 @@ def test_random_window_moves_a_centred_object_around_the_input():
     assert len(places) >= 5
 
 
+def test_translation_moves_a_centred_object_and_keeps_the_input_size():
+    aug = build_augmentation(AugmentConfig(translate=1.0, translate_px=20), dims=2)
+    img = np.zeros((3, 64, 64), np.float32)
+    lab = np.zeros((1, 64, 64), np.float32)
+    img[:, 30:34, 30:34] = lab[0, 30:34, 30:34] = 1  # the centred "nodule"
+    centres = []
+    for seed in range(12):
+        aug.set_random_state(seed=seed)
+        out = aug({"image": img, "label": lab})
+        assert out["image"].shape == (3, 64, 64) and out["label"].shape == (1, 64, 64)
+        where = np.argwhere(out["label"][0].numpy() > 0)
+        assert len(where) == 16  # moved whole (the shift stays inside the mirrored border)
+        centres.append(where.mean(axis=0))
+    spread = np.abs(np.array(centres) - 31.5).max()
+    assert 5 < spread <= 20.5
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_every_augmentation_runs_and_is_reproducible(dims):
-    cfg = AugmentConfig(elastic=1, rotate=1, flip_lr=1, scale=1, intensity_shift=1, noise=1, brightness=1, smooth=1)
+    cfg = AugmentConfig(elastic=1, rotate=1, flip_lr=1, scale=1, intensity_shift=1, noise=1, brightness=1, smooth=1,
+                        translate=1)
     aug = build_augmentation(cfg, dims=dims, lr_swap=(1, 2))
     shape = (1,) + (16,) * dims
     img = np.random.default_rng(0).random(shape, dtype=np.float32)

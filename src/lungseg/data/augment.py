@@ -22,6 +22,7 @@ class AugmentConfig:
     noise: float = 0.0
     brightness: float = 0.0
     smooth: float = 0.0
+    translate: float = 0.0  # probability of an in-plane shift by up to translate_px (mirrored border)
     crop: tuple | None = None  # (y, x): every training sample is a random window of this size (2D),
     # so what the crops were cut around (a nodule, at the centre of every LIDC crop) lands anywhere
     # in the input; a network trained only on centred crops learns where nodules are, not what
@@ -36,11 +37,12 @@ class AugmentConfig:
     noise_std: float = 0.03
     brightness_factor: float = 0.1  # x * (1 + U(-f, f))
     smooth_sigma: tuple = (0.25, 1.0)
+    translate_px: float = 32.0
 
     def any(self) -> bool:
         return bool(self.crop) or any(getattr(self, k) > 0 for k in ("elastic", "rotate", "flip_lr", "scale",
                                                                       "intensity_shift", "noise", "brightness",
-                                                                      "smooth"))
+                                                                      "smooth", "translate"))
 
 
 def _flip_lr_class():
@@ -90,6 +92,9 @@ def build_augmentation(cfg: AugmentConfig, dims: int, lr_swap: tuple | None = No
         t.append(mt.RandZoomd(keys, prob=cfg.scale, min_zoom=cfg.scale_range[0], max_zoom=cfg.scale_range[1],
                               mode=("bilinear" if dims == 2 else "trilinear", "nearest"), padding_mode="edge",
                               keep_size=True))
+    if cfg.translate:  # what every crop is centred on (a nodule) moves off the centre, the input size stays
+        t.append(mt.RandAffined(keys, prob=cfg.translate, translate_range=(cfg.translate_px,) * dims, mode=both_modes,
+                                padding_mode="reflection"))
     if cfg.elastic:
         if dims == 2:
             t.append(mt.Rand2DElasticd(keys, spacing=(cfg.elastic_spacing,) * 2,
