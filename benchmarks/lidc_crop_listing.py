@@ -39,8 +39,8 @@ def best_candidate(finder, ct, mask: np.ndarray) -> tuple[float, float]:
 
 
 def main() -> None:
-    from lungseg.classification.samples import lidc_malignancy
-    from lungseg.data.splits import split_patients
+    from lungseg.classification.samples import lidc_malignancy, samples_of_split
+    from lungseg.evaluation.lesions import equivalent_diameter
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import CTImage
 
@@ -51,14 +51,12 @@ def main() -> None:
     finder = DefaultSegmenter(low_confidence=False, classify=False).nodule
     op = float(finder.scorer.min_score)
     finder.scorer.min_score = 0.0  # score every candidate; the operating point is applied below
-    samples = lidc_malignancy()
-    keep = set(split_patients(sorted({s.patient_id for s in samples}))[args.split])
     rows = []
-    for s in tqdm([s for s in samples if s.patient_id in keep], desc=f"LIDC {args.split} stacks"):
+    for s in tqdm(samples_of_split(lidc_malignancy(), args.split), desc=f"LIDC {args.split} stacks"):
         dz, dy, dx = s.spacing_zyx
         ct = CTImage.from_array(s.hu, spacing=(dx, dy, dz))
         score, mean_p = best_candidate(finder, ct, s.mask)
-        diameter = 2 * (3 * s.mask.sum() * dz * dy * dx / (4 * np.pi)) ** (1 / 3)
+        diameter = equivalent_diameter(int(s.mask.sum()), s.spacing_zyx, single_slice=False)
         rows.append({"case": s.case_id, "patient": s.patient_id, "diameter_mm": round(float(diameter), 2),
                      "detection_score": round(score, 4), "mean_probability": round(mean_p, 4)})
     table = []

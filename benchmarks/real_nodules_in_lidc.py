@@ -39,18 +39,16 @@ MAX_DIAMETER_MM = 30.0
 def diameter_mm(mask: np.ndarray, spacing_zyx) -> float:
     """The larger of the volume's sphere diameter and the widest axial section's circle diameter
     (readers measure the longest in-plane axis: this stays close to it for round nodules)."""
-    sphere = 2 * (3 * mask.sum() * np.prod(spacing_zyx) / (4 * np.pi)) ** (1 / 3)
-    section = 2 * np.sqrt(mask.sum(axis=(1, 2)).max() * spacing_zyx[1] * spacing_zyx[2] / np.pi)
-    return float(max(sphere, section))
+    from lungseg.evaluation.lesions import equivalent_diameter
+
+    return max(equivalent_diameter(int(mask.sum()), spacing_zyx, single_slice=False),
+               equivalent_diameter(int(mask.sum(axis=(1, 2)).max()), spacing_zyx, single_slice=True))
 
 
 def nodule_pool(exclude: str) -> list:
-    from lungseg.classification.samples import lidc_malignancy
-    from lungseg.data.splits import split_patients
+    from lungseg.classification.samples import lidc_malignancy, samples_of_split
 
-    samples = lidc_malignancy()
-    val = set(split_patients(sorted({s.patient_id for s in samples}))["val"]) - {exclude}
-    return [s for s in samples if s.patient_id in val
+    return [s for s in samples_of_split(lidc_malignancy(), "val") if s.patient_id != exclude
             and 3.0 <= diameter_mm(s.mask, s.spacing_zyx) <= MAX_DIAMETER_MM]
 
 

@@ -55,8 +55,7 @@ def negative_regions(hu: np.ndarray, nodule: np.ndarray, spacing_zyx, rng: np.ra
 
 
 def main() -> None:
-    from lungseg.classification.samples import lidc_malignancy
-    from lungseg.data.splits import split_patients
+    from lungseg.classification.samples import lidc_malignancy, samples_of_split
     from lungseg.inference.patches import candidate_patches
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -66,10 +65,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
-    samples = lidc_malignancy()
-    keep = set(split_patients(sorted({s.patient_id for s in samples}))[args.split])
+    samples = samples_of_split(lidc_malignancy(), args.split)
     patches, labels, meta = [], [], []
-    for k, s in enumerate(tqdm([s for s in samples if s.patient_id in keep], desc=f"LIDC {args.split} stacks")):
+    for k, s in enumerate(tqdm(samples, desc=f"LIDC {args.split} stacks")):
         full = tuple(slice(0, n) for n in s.hu.shape)
         coords = np.nonzero(s.mask)
         patches.append(candidate_patches(s.hu, s.spacing_zyx, full, coords, np.ones(len(coords[0]), np.int32), [1]))
@@ -84,7 +82,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, patches=np.concatenate(patches).astype(np.float16), labels=np.array(labels, np.int8),
              meta=np.array(meta, np.float64))
-    print(f"{len(labels)} patches, {sum(labels)} nodules from {len(keep)} patients -> {args.out}")
+    print(f"{len(labels)} patches, {sum(labels)} nodules from {len({s.patient_id for s in samples})} patients -> {args.out}")
 
 
 if __name__ == "__main__":

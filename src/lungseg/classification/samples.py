@@ -58,6 +58,15 @@ def lidc_malignancy(path=None, table=None, min_readers: int = 2, max_patients: i
     return samples
 
 
+def samples_of_split(samples: list[NoduleSample], split: str) -> list[NoduleSample]:
+    """The samples of one patient split ("train", "val", "test") of the default 70/20/10 split
+    (seed 0): the LIDC crops' split the nodule network and the candidate scorer were chosen on."""
+    from ..data.splits import split_patients
+
+    keep = set(split_patients([s.patient_id for s in samples])[split])
+    return [s for s in samples if s.patient_id in keep]
+
+
 def nodule_table(path) -> list[NoduleSample]:
     from ..io import read_ct, read_labels
 

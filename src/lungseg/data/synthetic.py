@@ -97,7 +97,7 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context
     volume repeat its edge slice, as at inference."""
     import numpy as np
 
-    from ..postprocess import lung_voxels
+    from ..postprocess import component_voxels, lung_voxels
     from .preprocess import context_indices
 
     rng = np.random.default_rng(seed)
@@ -111,18 +111,15 @@ def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context
         win = (context_indices(z, z + 1, labels.shape[0], context), slice(y0, y0 + crop), slice(x0, x0 + crop))
         return ct[win].astype(np.float32), nodule[win].astype(np.uint8)
 
-    if per_nodule and len(nodule_px):
-        from scipy import ndimage as ndi
-
-        ids = ndi.label(nodule, np.ones((3, 3, 3)))[0][tuple(nodule_px.T)]
-        groups = np.split(np.argsort(ids, kind="stable"), np.cumsum(np.bincount(ids)[1:-1]))
+    nodules = component_voxels(nodule) if per_nodule else []  # each nodule's voxels, raster order
 
     out = []
     for _ in range(n_pos):
         if len(nodule_px):
             if per_nodule:
-                group = groups[rng.integers(len(groups))]
-                z, y, x = nodule_px[group[rng.integers(len(group))]]
+                zs, ys, xs = nodules[rng.integers(len(nodules))]
+                k = rng.integers(len(zs))
+                z, y, x = zs[k], ys[k], xs[k]
             else:
                 z, y, x = nodule_px[rng.integers(len(nodule_px))]
             out.append(cut(z, y + rng.integers(-half // 2, half // 2 + 1), x + rng.integers(-half // 2, half // 2 + 1)))

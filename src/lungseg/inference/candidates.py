@@ -251,8 +251,8 @@ def _extent(occupied: np.ndarray, scale: float, size: int) -> tuple[int, int]:
     idx = np.nonzero(occupied.any(axis=0))[0]
     if len(idx) == 0:
         return 0, 0
-    margin = WINDOW_MARGIN_PX
-    return max(0, int((idx[0] - margin) * scale)), min(size, int(np.ceil((idx[-1] + 1 + margin) * scale)))
+    return (max(0, int((idx[0] - WINDOW_MARGIN_PX) * scale)),
+            min(size, int(np.ceil((idx[-1] + 1 + WINDOW_MARGIN_PX) * scale))))
 
 
 def _resize_slices(volume: np.ndarray, size: tuple[int, int]) -> np.ndarray:
