@@ -95,6 +95,7 @@ class TrainConfig:
     tensorboard: bool = True
     curves: bool = True  # redraw curves.png after every epoch (about 0.5 s each)
     verbose: bool = True  # one summary line per epoch on stdout
+    keep_epochs: bool = False  # also save every epoch's weights (epoch_N.pt): choose one later on another figure
 
     def phase_list(self) -> list[PhaseConfig]:
         return self.phases or [PhaseConfig(epochs=self.epochs)]

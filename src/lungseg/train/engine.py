@@ -248,6 +248,8 @@ def _record_epoch(ctx, row: dict, improved: bool, out: Path, tb: TensorBoard) ->
     if improved:
         save_checkpoint(out / BEST, payload(ctx, epoch, row, full=False))
     save_checkpoint(out / LAST, payload(ctx, epoch, row, full=True))
+    if ctx["cfg"].keep_epochs:
+        save_checkpoint(out / f"epoch_{row['epoch']}.pt", payload(ctx, epoch, row, full=False))
     write_csv(ctx["state"]["history"], out / "history.csv")
     tb.log(row)
     if ctx["cfg"].curves:
