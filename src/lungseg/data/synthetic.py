@@ -7,6 +7,8 @@ object with `.ct` (CTImage) and `.labels` ((z, y, x) uint8: 0 background, 1 righ
 """
 from __future__ import annotations
 
+import functools
+
 from ..errors import LungsegError
 from .cases import Case
 
@@ -52,7 +54,8 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 
 def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
                            negatives_per_case: int = 10, context: int = 0, overrides: dict | None = None,
-                           generator=None, dense_negatives: float = 0.0, per_nodule: bool = False) -> list[Case]:
+                           generator=None, dense_negatives: float = 0.0, per_nodule: bool = False,
+                           real_nodules: int = 0, real_split: str = "train") -> list[Case]:
     """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
     synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
     lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
@@ -64,14 +67,23 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
     consolidated lung a nodule model must not call a tumour; else mostly vessels.
     per_nodule: each positive crop is centred on a nodule drawn uniformly (then on one of its
     voxels), not on a random nodule voxel: voxel draws pick a 5 mm nodule ~1/100 as often as a
-    25 mm one, so the network hardly ever sees the small ones."""
+    25 mm one, so the network hardly ever sees the small ones.
+    real_nodules: move this many REAL LIDC nodules (>= 2 readers' consensus, their own HU; of the
+    `real_split` patients of the LIDC crops' split) into each phantom's parenchyma before cutting
+    (lungseg.synth.insertion.real_nodule). The LIDC crop stacks hold only their nodule's slices
+    (beyond them the edge slice repeats), so a network trained on them alone never sees a small
+    nodule whose neighbour slices show lung going on: what every small nodule looks like in a
+    whole scan."""
     overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
     memo: dict[int, list] = {}
 
     def crops_of(s: int) -> list:
         if s not in memo:
             case = _resolve(generator)(s, **overrides)
-            memo[s] = _cut_crops(case.ct.array, case.labels, crop, positives_per_case, negatives_per_case, s, context,
+            ct, labels = case.ct.array, case.labels
+            if real_nodules:
+                ct, labels = with_real_nodules(ct, labels, case.ct.spacing_zyx, int(real_nodules), s, real_split)
+            memo[s] = _cut_crops(ct, labels, crop, positives_per_case, negatives_per_case, s, context,
                                  dense_negatives, per_nodule)
         return memo[s]
 
@@ -88,6 +100,51 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
 
 
 DENSE_HU = -300.0
+REAL_NODULE_MM = (3.0, 30.0)  # the sizes moved in: LUNA16's smallest counted nodule up to the crops' largest
+
+
+@functools.lru_cache(maxsize=2)
+def real_nodule_pool(split: str) -> tuple:
+    """(hu, mask, spacing_zyx) of every LIDC crop-stack nodule of one patient split, cut to its box."""
+    import numpy as np
+
+    from ..classification.samples import lidc_malignancy, samples_of_split
+    from ..evaluation.lesions import equivalent_diameter
+
+    pool = []
+    for s in samples_of_split(lidc_malignancy(), split):
+        if REAL_NODULE_MM[0] <= equivalent_diameter(int(s.mask.sum()), s.spacing_zyx, single_slice=False) \
+                <= REAL_NODULE_MM[1]:
+            box = tuple(slice(max(0, int(i.min()) - 3), int(i.max()) + 4) for i in np.nonzero(s.mask))
+            pool.append((s.hu[box].copy(), s.mask[box].copy(), tuple(s.spacing_zyx)))
+    if not pool:
+        raise LungsegError(f"no LIDC nodule of {REAL_NODULE_MM[0]:g}-{REAL_NODULE_MM[1]:g} mm in split '{split}'")
+    return tuple(pool)
+
+
+def with_real_nodules(ct, labels, spacing_zyx, n: int, seed: int, split: str = "train", pool=None):
+    """Copies of (ct, labels) with up to n real nodules pasted into parenchyma (label 3), at least
+    30 mm from each other and from the phantom's own nodules; fewer when no place is found."""
+    import numpy as np
+
+    from ..postprocess import component_voxels
+    from ..synth.insertion.real_nodule import paste_nodule, place_nodule, resample_nodule
+
+    pool = real_nodule_pool(split) if pool is None else pool
+    rng = np.random.default_rng([seed, 7919])
+    ct, labels = ct.astype(np.float32, copy=True), labels.copy()
+    sp = np.asarray(spacing_zyx, float)
+    avoid = [np.array([c.mean() for c in vox]) * sp for vox in component_voxels(labels == 3)]
+    for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False):
+        hu, mask, spacing = pool[i]
+        nodule = resample_nodule(hu, mask, spacing, spacing_zyx)
+        corner = place_nodule(ct, labels, nodule, spacing_zyx, rng, avoid)
+        if corner is None:
+            continue
+        placed = paste_nodule(ct, nodule, corner)
+        labels[placed] = 3
+        avoid.append(np.array([c.mean() for c in np.nonzero(placed)]) * sp)
+    return ct, labels
 
 
 def _cut_crops(ct, labels, crop: int, n_pos: int, n_neg: int, seed: int, context: int = 0,
