@@ -7,18 +7,12 @@ import torch
 
 from lungseg.train import train
 from lungseg.train.config import TrainConfig, load_config
+from test_train_resume import CONFIG as RESUME_CONFIG
 
 TESTS = Path(__file__).resolve().parent
 
-CONFIG = {
-    "name": "keep", "seed": 3,
-    "model": {"name": "fast_unet", "kwargs": {"channels": [4, 8, 16], "num_res_units": 1}},
-    "data": {"sources": [{"type": "synthetic", "n_cases": 4, "generator": "test_data:fake_case"}],
-             "input_size": [32, 32], "batch_size": 4, "samples_per_epoch": 8, "val_samples": 4,
-             "split": {"fractions": [0.5, 0.5, 0.0]}},
-    "optim": {"lr": 0.01}, "ema_decay": 0.9, "epochs": 2, "early_stopping": {"patience": 10},
-    "progress": False, "tensorboard": False, "curves": False, "verbose": False,
-}
+# the kill-and-resume test's tiny run (every source of randomness on), two plain epochs
+CONFIG = {**RESUME_CONFIG, "name": "keep", "phases": [], "epochs": 2, "tensorboard": False, "verbose": False}
 
 
 def _run(tmp_path, name, **extra):
