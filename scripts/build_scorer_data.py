@@ -8,6 +8,7 @@ only about half of them: without these the scorer would see few nodules).
     .venv/bin/python scripts/build_scorer_data.py --seeds 1100-1105 --no-truth-patches --out out/scorer/val.npz
     .venv/bin/python scripts/build_scorer_data.py --seeds 7010-7021 --tumour central --out out/scorer/train_central.npz
     .venv/bin/python scripts/build_scorer_data.py --seeds 7250-7259 --dense-pathology --out out/scorer/train_dense.npz
+    .venv/bin/python scripts/build_scorer_data.py --seeds 1020-1049 --real-nodules 12 --out out/scorer/train_real.npz
 
 Training seeds 1000-1029, validation 1100-1105; never the held-out 5100-5103 of
 benchmarks/whole_scan_detection.py.
@@ -42,6 +43,9 @@ def main() -> None:
     ap.add_argument("--dense-pathology", action="store_true",
                     help="every phantom with a pleural effusion and a consolidation: their candidates are negatives")
     ap.add_argument("--no-truth-patches", action="store_true", help="only what the network proposes (validation)")
+    ap.add_argument("--real-nodules", type=int, default=0,
+                    help="move this many real LIDC nodules of the TRAIN patients into each phantom first "
+                         "(lungseg.data.synthetic.with_real_nodules): real small nodules in whole-scan context")
     args = ap.parse_args()
     model = DefaultSegmenter(low_confidence=False)
     finder = model.nodule
@@ -51,6 +55,11 @@ def main() -> None:
                              **({"tumour": args.tumour} if args.tumour else {}),
                              **({"effusion": True, "consolidation": True} if args.dense_pathology else {}))
         ct, truth = case.ct, case.labels == 3
+        if args.real_nodules:
+            from lungseg.data.synthetic import with_real_nodules
+
+            hu, with_real = with_real_nodules(ct.array, case.labels, ct.spacing_zyx, args.real_nodules, seed)
+            ct, truth = ct.with_array(hu), with_real == 3
         lungs = model.lungs(ct).labels
         found = finder.find_candidates(ct, lungs)
         if not found.count:
