@@ -60,7 +60,7 @@ def main() -> None:
     from lungseg.evaluation.detection_cases import reference_cases
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import read_ct
-    from lungseg.synth.insertion.real_nodule import paste_nodule, place_nodule, resample_nodule
+    from lungseg.synth.insertion.real_nodule import move_nodules_in
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-scan", type=int, default=8)
@@ -105,18 +105,15 @@ def main() -> None:
     for k, chunk in enumerate(tqdm(chunks, desc="scans")):
         hu = ct.array.copy()
         refs, avoid = list(own), [index_mm(f.center_mm) for f in own + ignored]
-        for i in chunk:
-            s = pool[i]
-            nod = resample_nodule(s.hu, s.mask, s.spacing_zyx, ct.spacing_zyx)
-            corner = place_nodule(hu, lungs, nod, ct.spacing_zyx, rng, avoid)
-            if corner is None:
+        picked = [pool[i] for i in chunk]
+        for s, placed in zip(picked, move_nodules_in(hu, lungs, [(s.hu, s.mask, s.spacing_zyx) for s in picked],
+                                                     ct.spacing_zyx, rng, avoid)):
+            if placed is None:
                 nodules.append({"case": s.case_id, "scan": k, "placed": False})
                 continue
-            mask = paste_nodule(hu, nod, corner)
-            centre = np.array([c.mean() for c in np.nonzero(mask)])
+            mask, centre = placed
             d = diameter_mm(mask, sp)
             refs.append(Finding(world(centre), d))
-            avoid.append(centre * sp)
             nodules.append({"case": s.case_id, "scan": k, "placed": True, "diameter_mm": round(d, 2),
                             "mean_hu": round(float(hu[mask].mean()), 1), "ref": len(refs) - 1})
             size_bin = next((b for b in SIZE_BINS_MM if b[0] <= d < b[1]), None)
@@ -129,11 +126,12 @@ def main() -> None:
         case = DetectionCase(f"LIDC-IDRI-0003+{k}", refs, [p for p in preds if p.score >= op], list(ignored),
                              patient=f"scan-{k}")
         cases.append(case)
-        scores, best = match_case(case).detection_scores, match_case(every[-1]).detection_scores
+        scores = match_case(case).detection_scores
+        best = match_case(every[-1]).detection_scores if args.every_candidate else None
         for n in nodules:
             if n["scan"] == k and n["placed"]:
                 n["detection_score"] = float(scores[n["ref"]]) if np.isfinite(scores[n["ref"]]) else None
-                if args.every_candidate:  # its best candidate's score, listed or not
+                if best is not None:  # its best candidate's score, listed or not
                     n["candidate_score"] = float(best[n["ref"]]) if np.isfinite(best[n["ref"]]) else None
     lists = {"": cases, " [every candidate]": every} if args.every_candidate else {"": cases}
     rows = {f"real nodules in LIDC-IDRI-0003{which}, {name}": froc_bootstrap(c, n_boot=args.n_boot, min_diameter_mm=d)

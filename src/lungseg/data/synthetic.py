@@ -128,22 +128,17 @@ def with_real_nodules(ct, labels, spacing_zyx, n: int, seed: int, split: str = "
     import numpy as np
 
     from ..postprocess import component_voxels
-    from ..synth.insertion.real_nodule import paste_nodule, place_nodule, resample_nodule
+    from ..synth.insertion.real_nodule import move_nodules_in
 
     pool = real_nodule_pool(split) if pool is None else pool
     rng = np.random.default_rng([seed, 7919])
     ct, labels = ct.astype(np.float32, copy=True), labels.copy()
     sp = np.asarray(spacing_zyx, float)
     avoid = [np.array([c.mean() for c in vox]) * sp for vox in component_voxels(labels == 3)]
-    for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False):
-        hu, mask, spacing = pool[i]
-        nodule = resample_nodule(hu, mask, spacing, spacing_zyx)
-        corner = place_nodule(ct, labels, nodule, spacing_zyx, rng, avoid)
-        if corner is None:
-            continue
-        placed = paste_nodule(ct, nodule, corner)
-        labels[placed] = 3
-        avoid.append(np.array([c.mean() for c in np.nonzero(placed)]) * sp)
+    picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    for placed in move_nodules_in(ct, labels, [pool[i] for i in picks], spacing_zyx, rng, avoid):
+        if placed is not None:
+            labels[placed.mask] = 3  # before the next one is placed: never on top of it
     return ct, labels
 
 

@@ -14,7 +14,8 @@ blended over about one voxel and the lesion carries the volume's own noise. What
 - noise.py: `Noise`, `estimate_noise` and the random fields lesions are textured with.
 - geometry.py: `Inserted`, the HU limits, box / shape / side helpers and the painting.
 - real_nodule.py: a REAL nodule (an LIDC crop stack's) resampled, placed in parenchyma and
-  pasted (benchmarks/real_nodules_in_lidc.py).
+  pasted; `move_nodules_in` does it for several, kept apart (benchmarks/real_nodules_in_lidc.py,
+  and the nodule network's training phantoms: lungseg.data.synthetic.with_real_nodules).
 - here: `KINDS`, `INSERTERS` (kind -> inserter) and `insert_random`.
 
 All the work is done inside the lesion's bounding box (plus a cheap look at a few slices for

@@ -73,6 +73,29 @@ def place_nodule(scan_hu: np.ndarray, lung_labels: np.ndarray, nodule: RealNodul
     return None
 
 
+class Placed(NamedTuple):
+    mask: np.ndarray  # (z, y, x) bool on the scan: the nodule (weight >= 0.5)
+    centre: np.ndarray  # its centre, voxel indices (z, y, x)
+
+
+def move_nodules_in(scan_hu: np.ndarray, lung_labels: np.ndarray, nodules, spacing_zyx, rng, avoid_mm: list):
+    """Resample, place and paste (in place) each (hu, mask, spacing_zyx) of `nodules` in turn, each
+    away from the points of avoid_mm and from the nodules placed before it (their centres, in mm,
+    are appended to avoid_mm). Yields a Placed per nodule, or None where no place was found; the
+    caller may change lung_labels between nodules (e.g. mark the last one)."""
+    sp = np.asarray(spacing_zyx, float)
+    for hu, mask, spacing in nodules:
+        nodule = resample_nodule(hu, mask, spacing, spacing_zyx)
+        corner = place_nodule(scan_hu, lung_labels, nodule, spacing_zyx, rng, avoid_mm)
+        if corner is None:
+            yield None
+            continue
+        placed = paste_nodule(scan_hu, nodule, corner)
+        centre = np.array([c.mean() for c in np.nonzero(placed)])
+        avoid_mm.append(centre * sp)
+        yield Placed(placed, centre)
+
+
 def paste_nodule(scan_hu: np.ndarray, nodule: RealNodule, corner) -> np.ndarray:
     """Blend the nodule in at `corner` (in place); returns its mask (weight >= 0.5) on the scan."""
     box = tuple(slice(c, c + s) for c, s in zip(corner, nodule.weight.shape))
