@@ -68,6 +68,8 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--max-scans", type=int, help="stop after this many scans (a quick look)")
     ap.add_argument("--nodule-checkpoint", type=Path, help="a nodule checkpoint to try instead of the shipped one")
+    ap.add_argument("--candidate-threshold", type=float,
+                    help="the nodule network's voxel probability that starts a candidate (default: the shipped one)")
     ap.add_argument("--every-candidate", action="store_true",
                     help="also score every candidate (operating point 0): the FROC beyond the operating point")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_nodules_in_lidc.json")
@@ -95,8 +97,11 @@ def main() -> None:
         from lungseg.inference.pipeline import CANDIDATE_LUNG_MARGIN_MM
 
         scorer = model.nodule.scorer
-        model.nodule = NoduleSegmenter.from_checkpoint(args.nodule_checkpoint, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM)
+        model.nodule = NoduleSegmenter.from_checkpoint(args.nodule_checkpoint, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM,
+                                                       threshold=model.nodule.threshold, outline=model.nodule.outline)
         model.nodule.scorer = scorer
+    if args.candidate_threshold is not None:
+        model.nodule.threshold = args.candidate_threshold
     op = float(model.nodule.scorer.min_score)
     if args.every_candidate:
         model.nodule.scorer.min_score = 0.0  # the list at the operating point is the part scoring >= op

@@ -165,6 +165,44 @@ def test_nodules_are_searched_only_in_and_against_the_lungs():
     assert not found[0].any() and not found[19].any()  # slices without lung are skipped
 
 
+class GradedNodule(torch.nn.Module):
+    """Fake nodule model whose probability rises with density: lung (-850 HU) ~0.02, ground glass
+    (-650 HU) ~0.4, solid tissue ~1 (lung window v = (HU + 1350) / 1500)."""
+
+    def forward(self, x):
+        score = (x[:, :1] - 0.482) * 13
+        return torch.cat([-score, score], dim=1)
+
+
+def test_a_faint_nodule_becomes_a_candidate_below_the_outline_threshold_and_is_drawn_whole():
+    """Candidates start at the voxel threshold (0.3 ships), so a ground-glass nodule the network
+    gives ~0.4 is proposed; a listed finding is drawn at the outline threshold (0.5) where it has
+    a core of nodule size there, else whole."""
+    arr = np.full((20, 64, 64), 40.0, np.float32)
+    lungs = np.zeros(arr.shape, np.uint8)
+    lungs[2:18, 10:50, 5:28] = 1
+    lungs[2:18, 10:50, 36:60] = 2
+    arr[lungs > 0] = -850
+    z, y, x = np.mgrid[:20, :64, :64]
+    r2_right, r2_left = (z - 9) ** 2 + (y - 30) ** 2 + (x - 16) ** 2, (z - 9) ** 2 + (y - 30) ** 2 + (x - 48) ** 2
+    arr[r2_right <= 25] = -650  # a part-solid nodule: ground-glass rim ...
+    arr[r2_right <= 9] = 30  # ... around a solid core
+    arr[r2_left <= 16] = -650  # a pure ground-glass nodule
+    ct = CTImage.from_array(arr, spacing=(0.7, 0.7, 1.0))
+    meta = {"preprocessing": {"dims": 2, "input_size": [128, 128], "intensity": {"mode": "window", "windows": ["lung"]}},
+            "classes": ["background", "nodule"], "spec": {"divisibility": 16}, "display_name": "fake"}
+
+    def finder(**kw):
+        return NoduleSegmenter(ModelSegmenter(GradedNodule(), meta, precision="fp32"), min_mean_probability=0.3, **kw)
+
+    at_half = finder()(ct, lungs)
+    assert at_half[r2_right <= 9].all() and not at_half[r2_left <= 16].any()  # the ground glass is missed
+    found = finder(threshold=0.3, outline=0.5)(ct, lungs)
+    assert dice(found[:, :, 32:], r2_left[:, :, 32:] <= 16) >= 0.9  # proposed, and drawn whole
+    assert dice(found[:, :, :32], at_half[:, :, :32]) == 1.0  # the part-solid one: drawn at 0.5 as before
+    assert found[:, :, :32].sum() < (r2_right <= 25).sum() / 2  # not its whole 0.3 candidate
+
+
 class SoftTissueIsNodule(torch.nn.Module):
     """Fake nodule model that marks all soft tissue (lung window ~0.85-0.97: 0..100 HU) as
     nodule, the mediastinum included, but not bone-bright chest wall (clipped to 1)."""

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from ..errors import LungsegError
 from ..io import CTImage
-from ..postprocess import LUNGS, label_voxels, lung_voxels, voxels
+from ..postprocess import LUNGS, label_voxels, lung_voxels, min_nodule_size, voxels
 from .scoring import ProbabilityScorer
 
 TRAINING_PIXEL_MM = 0.7  # LIDC crops are at native CT resolution, typically 0.6-0.8 mm
@@ -33,15 +33,26 @@ class Candidates:
     ids: np.ndarray  # each voxel's component number, 1..n
     mean_probability: np.ndarray  # per component (index 0 unused)
     inside: np.ndarray  # per component: share of it inside the lung mask
+    probability: np.ndarray | None = None  # each voxel's nodule probability
 
     @property
     def count(self) -> int:
         return len(self.mean_probability) - 1
 
-    def voxels(self, keep: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Scan indices (z, y, x) of the voxels of the kept components (keep: bool per component)."""
+    def selection(self, keep: np.ndarray, outline: float | None = None, min_voxels: float = 0) -> np.ndarray:
+        """Which candidate voxels the kept components (keep: bool per component) put in the mask.
+        outline: of each kept component only its voxels at or above this probability, where they
+        make at least min_voxels (a faint candidate without such a core stays whole)."""
         sel = keep[self.ids]
-        return tuple(c[sel] + s.start for c, s in zip(self.coords, self.box))
+        if outline is not None and self.probability is not None:
+            core = self.probability >= outline
+            has_core = np.bincount(self.ids[core], minlength=len(keep)) >= max(min_voxels, 1)
+            sel &= core | ~has_core[self.ids]
+        return sel
+
+    def voxels(self, selection: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Scan indices (z, y, x) of the selected voxels (see selection)."""
+        return tuple(c[selection] + s.start for c, s in zip(self.coords, self.box))
 
     @classmethod
     def empty(cls, box=(slice(0, 0),) * 3) -> "Candidates":
@@ -51,17 +62,19 @@ class Candidates:
 
 class NoduleSegmenter:
     """The candidate finder plus its scorer (default: ProbabilityScorer, see scoring.py).
-    threshold: the voxel probability that makes a voxel part of a candidate."""
+    threshold: the voxel probability that makes a voxel part of a candidate; outline: the one
+    that draws a listed candidate (None: the same), see Candidates.selection."""
 
     def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
                  min_mean_probability: float | None = None, min_inside: float | None = None, scorer=None,
-                 lung_margin_mm: float | None = None):
+                 lung_margin_mm: float | None = None, outline: float | None = None):
         if segmenter.runtime.graph_resizes:
             raise LungsegError("the nodule model must run on native-size crops: export it with --no-resize")
         self.segmenter = segmenter  # a ModelSegmenter whose classes include "nodule"
         segmenter.runtime.input_size = None  # full-resolution crops (padded), never squashed to 128
         self.channel = segmenter.classes.index("nodule")
         self.threshold = threshold
+        self.outline = outline if outline is not None and outline > threshold else None
         self.scorer = scorer or ProbabilityScorer(
             **{k: v for k, v in dict(min_score=min_mean_probability, min_inside=min_inside).items() if v is not None})
         self.pixel_mm = pixel_mm
@@ -116,21 +129,21 @@ class NoduleSegmenter:
         """(the kept candidates' voxels (z, y, x), each voxel's detection score)."""
         found = self.find_candidates(ct, lung_labels)
         scores = self.scorer.score(found, ct)
-        keep = self.scorer.keep(found, scores)
-        return found.voxels(keep), scores[found.ids[keep[found.ids]]] if found.count else np.zeros(0)
+        sel = found.selection(self.scorer.keep(found, scores), self.outline, min_nodule_size(ct.spacing_zyx))
+        return found.voxels(sel), scores[found.ids[sel]] if found.count else np.zeros(0)
 
     def find_candidates(self, ct: CTImage, lung_labels: np.ndarray) -> Candidates:
         """Every candidate component before scoring."""
         plan = self._plan(ct, lung_labels)
         if plan is None:
             return Candidates.empty()
-        coords, ids, mean_p, inside = self.candidates(plan, lung_labels)
-        return Candidates(plan.box, coords, ids, mean_p, inside)
+        coords, ids, mean_p, inside, values = self.candidates(plan, lung_labels)
+        return Candidates(plan.box, coords, ids, mean_p, inside, values)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),
-        their component number (1..n), and per component (index 0 unused) the mean probability
-        and the share of it inside the lung mask."""
+        their component number (1..n), per component (index 0 unused) the mean probability
+        and the share of it inside the lung mask, and each voxel's probability."""
         coords, values = self._candidate_voxels(plan)
         if self.lung_margin_mm is not None:  # never let a candidate run on into the mediastinum
             near = _near_lungs(lung_labels[plan.box], self.lung_margin_mm, plan.scan_spacing_yx)
@@ -140,7 +153,7 @@ class NoduleSegmenter:
         size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
         mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
         inside = np.bincount(ids, weights=lung_voxels(lung_labels[plan.box][coords]), minlength=n + 1) / size
-        return coords, ids, mean_p, inside
+        return coords, ids, mean_p, inside, values
 
     # ---- internals ---------------------------------------------------------------------------
     def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
