@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from ..errors import LungsegError
 from ..io import CTImage
 from ..postprocess import LUNGS, label_voxels, lung_voxels, min_nodule_size, voxels
+from .plates import plate_like
 from .scoring import ProbabilityScorer
 
 TRAINING_PIXEL_MM = 0.7  # LIDC crops are at native CT resolution, typically 0.6-0.8 mm
@@ -129,7 +130,9 @@ class NoduleSegmenter:
         """(the kept candidates' voxels (z, y, x), each voxel's detection score)."""
         found = self.find_candidates(ct, lung_labels)
         scores = self.scorer.score(found, ct)
-        sel = found.selection(self.scorer.keep(found, scores), self.outline, min_nodule_size(ct.spacing_zyx))
+        keep = self.scorer.keep(found, scores)
+        keep &= ~plate_like(found, ct.spacing_zyx, keep)  # effusions, consolidations: not tumours
+        sel = found.selection(keep, self.outline, min_nodule_size(ct.spacing_zyx))
         return found.voxels(sel), scores[found.ids[sel]] if found.count else np.zeros(0)
 
     def find_candidates(self, ct: CTImage, lung_labels: np.ndarray) -> Candidates:
