@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,7 @@ def main() -> None:
         preds = [Prediction(tuple(map(float, n["centroid_mm_lps"])), float(n["detection_score"]))
                  for n in result.report["nodules"]]
         every.append(DetectionCase(f"LIDC-IDRI-0003+{k}", refs, preds, list(ignored), patient=f"scan-{k}"))
-        case = DetectionCase(f"LIDC-IDRI-0003+{k}", refs, [p for p in preds if p.score >= op], list(ignored),
-                             patient=f"scan-{k}")
+        case = replace(every[-1], predictions=[p for p in preds if p.score >= op])  # the list at the operating point
         cases.append(case)
         scores = match_case(case).detection_scores
         best = match_case(every[-1]).detection_scores if args.every_candidate else None

@@ -80,6 +80,14 @@ def voxels(mask: np.ndarray) -> tuple[np.ndarray, ...]:
     return np.unravel_index(np.flatnonzero(mask), mask.shape)
 
 
+def box_mask(coords: np.ndarray) -> np.ndarray:
+    """The voxels (N, ndim) as a mask on their bounding box."""
+    local = coords - coords.min(axis=0)
+    mask = np.zeros(local.max(axis=0) + 1, dtype=bool)
+    mask[tuple(local.T)] = True
+    return mask
+
+
 def _shifted(coords: tuple[np.ndarray, ...], shape, offset) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """The voxels `offset` away from `coords` that lie inside the grid, and which those are."""
     moved = tuple(c + o for c, o in zip(coords, offset))

@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .io import CTImage
-from .postprocess import component_voxels, foreground_box, voxels
+from .postprocess import box_mask, component_voxels, foreground_box, voxels
 
 EMPHYSEMA_HU = -950.0  # LAA-950: the standard low-attenuation-area threshold on inspiration CT
 LUNG_NAMES = {1: "right", 2: "left"}
@@ -126,7 +126,7 @@ def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | Non
             "side": LUNG_NAMES[side_value],
             "volume_ml": round(volume_mm3 / 1000.0, 3),
             "diameter_mm": round(float((6.0 * volume_mm3 / np.pi) ** (1 / 3)), 1),  # equivalent sphere
-            "max_axial_diameter_mm": round(_max_axial_extent(_box_mask(coords), spacing), 1),
+            "max_axial_diameter_mm": round(_max_axial_extent(box_mask(coords), spacing), 1),
             "slice_range": [int(coords[:, 0].min()), int(coords[:, 0].max())],
             "centroid_index_zyx": [round(float(c), 1) for c in coords.mean(axis=0)],
             "centroid_mm_lps": [round(float(c), 1) for c in ct.physical_points(coords.mean(axis=0)[None])[0]],
@@ -143,14 +143,6 @@ def nodule_statistics(ct: CTImage, labels: np.ndarray, nearest: np.ndarray | Non
         out.append(entry)
     out.sort(key=lambda e: -e["volume_ml"])
     return out
-
-
-def _box_mask(coords: np.ndarray) -> np.ndarray:
-    """The voxels (N, ndim) as a mask on their bounding box."""
-    local = coords - coords.min(axis=0)
-    mask = np.zeros(local.max(axis=0) + 1, dtype=bool)
-    mask[tuple(local.T)] = True
-    return mask
 
 
 def _max_axial_extent(comp: np.ndarray, spacing: np.ndarray) -> float:

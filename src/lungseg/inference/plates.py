@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..postprocess import box_mask
+
 PLATE_MIN_EXTENT_MM = 60.0
 PLATE_MAX_THICKNESS_MM = 30.0
 
@@ -23,22 +25,15 @@ def plate_like(candidates, spacing_zyx, keep: np.ndarray) -> np.ndarray:
     """Per component (index 0 unused): a kept candidate shaped like a plate (see the module note)."""
     plates = np.zeros(len(keep), dtype=bool)
     sel = keep[candidates.ids]
-    if not sel.any():
-        return plates
     ids = candidates.ids[sel]
-    coords = [c[sel] for c in candidates.coords]
+    coords = np.stack([c[sel] for c in candidates.coords], axis=1)
     spacing = np.asarray(spacing_zyx, dtype=float)
-    lo = np.full((len(keep), 3), np.iinfo(np.int64).max)
-    hi = np.full((len(keep), 3), -1)
-    for axis, c in enumerate(coords):
-        np.minimum.at(lo[:, axis], ids, c)
-        np.maximum.at(hi[:, axis], ids, c)
-    extent = ((hi - lo) * spacing).max(axis=1)
-    for comp in np.nonzero(keep & (hi[:, 0] >= 0) & (extent >= PLATE_MIN_EXTENT_MM))[0]:
-        mine = ids == comp
-        shape = hi[comp] - lo[comp] + 3  # a one-voxel frame: the border is outside the finding
-        inside = np.zeros(shape, dtype=bool)
-        inside[tuple(c[mine] - lo[comp][axis] + 1 for axis, c in enumerate(coords))] = True
-        thickness = 2.0 * float(ndi.distance_transform_edt(inside, sampling=spacing).max())
-        plates[comp] = thickness < PLATE_MAX_THICKNESS_MM
+    order = np.argsort(ids, kind="stable")
+    comps, starts = np.unique(ids[order], return_index=True)
+    for comp, part in zip(comps, np.split(order, starts[1:])):
+        box = box_mask(coords[part])
+        if ((np.array(box.shape) - 1) * spacing).max() < PLATE_MIN_EXTENT_MM:
+            continue
+        inside = np.pad(box, 1)  # a one-voxel frame: the border is outside the finding
+        plates[comp] = 2.0 * float(ndi.distance_transform_edt(inside, sampling=spacing).max()) < PLATE_MAX_THICKNESS_MM
     return plates
