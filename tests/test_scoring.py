@@ -50,6 +50,45 @@ def test_patches_are_isotropic_and_centred():
     assert (p[1, 0, :, mid, mid] > 0.4).all() and not p[1, 1, 0, mid, mid] and p[1, 1, mid, mid, mid]
 
 
+def _tube_cut_by_the_scan_end(n_slices: int, radius_mm: float = 4.0):
+    """A vessel along z through the whole scan; the candidate is its last 7.5 mm, which the
+    scan's last slice cuts (as a slab's field of view cuts a vessel)."""
+    shape = (n_slices, 96, 96)
+    z, y, x = np.indices(shape, dtype=np.float32)
+    tube = (x * SPACING[0] - 38) ** 2 + (y * SPACING[1] - 38) ** 2 <= radius_mm ** 2
+    hu = np.full(shape, -850.0, np.float32) + np.random.default_rng(0).normal(0, 15, shape).astype(np.float32)
+    hu[tube] = 40.0
+    ids = (tube & (z * SPACING[2] >= (n_slices - 1) * SPACING[2] - 7.5)).astype(np.int32)
+    coords = np.nonzero(ids)
+    return CTImage.from_array(hu, spacing=SPACING), Candidates(
+        tuple(slice(0, s) for s in shape), coords, ids[coords], np.array([0.0, 0.9]), np.array([0.0, 1.0]))
+
+
+def test_beyond_the_last_slice_a_patch_repeats_it_unless_the_stack_is_shorter_than_the_patch():
+    mid = PATCH // 2
+    ct, cands = _tube_cut_by_the_scan_end(48)  # 60 mm: the vessel goes on beyond the scan
+    p = candidate_patches(ct.array, ct.spacing_zyx, cands.box, cands.coords, cands.ids, [1])[0]
+    assert (p[0, mid:, mid, mid] > 0.4).all()  # the tube, up to the patch's last voxel
+    assert p[0, -1, 0, 0] < -0.6  # lung beside it, repeated too
+    assert not p[1, -1, mid, mid] and p[1, mid, mid, mid]  # the candidate itself ends with the scan
+    ct, cands = _tube_cut_by_the_scan_end(16)  # 20 mm, like a LIDC crop stack: air, as in training
+    p = candidate_patches(ct.array, ct.spacing_zyx, cands.box, cands.coords, cands.ids, [1])[0]
+    assert p[0, -1, mid, mid] == -1.0
+
+
+@needs_scorer
+def test_a_vessel_cut_by_the_scan_end_scores_as_a_vessel():
+    from lungseg.inference.scoring import NetworkScorer
+
+    scorer = NetworkScorer(SCORER)
+    ct, cands = _tube_cut_by_the_scan_end(48)
+    cut = scorer.score(cands, ct)[1]
+    ct, cands = _sphere_and_tube()
+    _, sphere, tube = scorer.score(cands, ct)
+    # as low as the same vessel inside the scan (padded with air, the cut end looked like a blob: ~0.37)
+    assert cut < tube + 0.1 and cut < sphere - 0.5
+
+
 @needs_scorer
 def test_sphere_scores_above_a_tube_of_the_same_radius():
     from lungseg.inference.scoring import NetworkScorer
