@@ -130,6 +130,18 @@ def test_abdomen_gives_empty_mask_and_warning(tmp_path):
     assert sitk.GetArrayFromImage(sitk.ReadImage(str(out))).max() == 0
 
 
+def test_the_command_flushes_its_output_before_its_fast_exit(tmp_path):
+    """`lungseg` ends with os._exit (no interpreter teardown): a piped stdout, which Python
+    buffers, must still get the summary line, and the exit code must be main()'s."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # block-buffered, as for most users
+    r = subprocess.run([sys.executable, "-m", "lungseg", "segment", str(SAMPLE_CT), "-o", str(tmp_path / "m.nii.gz"),
+                        "--model", "classical"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "right" in r.stdout and "mL" in r.stdout and str(tmp_path / "m.nii.gz") in r.stdout
+    r = lungseg("segment", tmp_path / "missing.nii.gz", "-o", tmp_path / "x.nii.gz")
+    assert r.returncode == 2 and r.stderr.startswith("lungseg: error: input not found")
+
+
 def test_help_is_fast_and_lists_commands():
     r = lungseg("--help")
     assert r.returncode == 0 and "segment" in r.stdout
