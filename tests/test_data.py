@@ -317,6 +317,11 @@ def test_context_slices_give_each_slice_its_neighbours_as_channels():
         assert torch.equal(deep.train[i]["label"], flat.train[i]["label"])
     with pytest.raises(LungsegError, match="2D models only"):
         build_datasets(DataConfig(context_slices=1, dims=3, **{**common, "input_size": [4, 16, 16]}))
+    # these volumes are not crop stacks (no meta "slices"): inpainting beyond a stack leaves them as they are
+    inpainted = build_datasets(DataConfig(context_slices=1, beyond_stack="inpaint", **common))
+    assert all(torch.equal(inpainted.train[i]["image"], deep.train[i]["image"]) for i in range(len(deep.train)))
+    with pytest.raises(LungsegError, match="beyond_stack must be one of repeat, inpaint"):
+        build_datasets(DataConfig(context_slices=1, beyond_stack="mirror", **common))
 
 
 def test_synthetic_nodule_crops_with_context_train_on_the_middle_slice():

@@ -25,6 +25,7 @@ class DataConfig:
     patch_size: list | None = None  # 3D: random training patches; validation by sliding window
     intensity: dict = field(default_factory=lambda: {"mode": "window", "windows": ["lung"]})
     context_slices: int = 0  # 2D: neighbour slices on each side fed as extra channels (2.5D)
+    beyond_stack: str = "repeat"  # 2.5D training: context beyond a crop stack's ends (lungseg.data.stack_edges)
     resize_method: str = "bilinear"  # images: bilinear or lanczos (2D); masks are always nearest
     empty_slices: float = 0.2  # 2D: fraction of slices without any wanted label that are kept
     split: SplitConfig = field(default_factory=SplitConfig)

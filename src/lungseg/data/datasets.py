@@ -23,6 +23,7 @@ from .preprocess import (check_intensity, context_indices, input_channels, inten
                          resize, stack_context)
 from .sources import load_source
 from .splits import find_duplicates, kfold_patients, split_patients
+from .stack_edges import BEYOND_STACK, context_stack
 
 log = logging.getLogger("lungseg.data")
 
@@ -68,14 +69,17 @@ class SliceDataset(_Base):
     """Axial slices of every case, resized to `input_size` (image: bilinear/lanczos, mask: nearest).
     context_slices k > 0 (2.5D): each slice comes with its k neighbours on either side as extra
     channels; a case whose meta says "centre_only" (a short stack cut for its middle slice) gives
-    only that slice."""
+    only that slice. beyond_stack: the neighbours a crop stack (meta "slices": a LIDC nodule's own
+    slices) lacks beyond its ends, "repeat" or "inpaint" (lungseg.data.stack_edges)."""
 
     def __init__(self, cases, classes, intensity, input_size=(256, 256), resize_method="bilinear", augment=None,
-                 seed=0, empty_slices=1.0, label_maps=None, max_samples=None, context_slices=0):
+                 seed=0, empty_slices=1.0, label_maps=None, max_samples=None, context_slices=0,
+                 beyond_stack="repeat"):
         super().__init__(cases, classes, intensity, augment, seed, label_maps)
         self.input_size = tuple(input_size) if input_size else None
         self.resize_method = resize_method
         self.context = int(context_slices)
+        self.beyond_stack = beyond_stack
         self.items = []
         for ci, case in enumerate(self.cases):
             _, label = case.load()
@@ -96,7 +100,11 @@ class SliceDataset(_Base):
         ci, z = self.items[index]
         case = self.cases[ci]
         image, label = case.load()
-        if self.context:
+        if self.context and self.beyond_stack != "repeat" and "slices" in case.meta:
+            rng = np.random.default_rng(sample_seed(self.seed, self.epoch, index))
+            chunk = context_stack(image, label, z, self.context, self.beyond_stack, rng)
+            x = stack_context(normalize_intensity(chunk, self.intensity, case.is_hu, self.stats(case)), self.context)[0]
+        elif self.context:
             zs = context_indices(z, z + 1, image.shape[0], self.context)
             x = stack_context(normalize_intensity(image[zs], self.intensity, case.is_hu, self.stats(case)),
                               self.context)[0]
@@ -237,10 +245,12 @@ def build_datasets(cfg: DataConfig, augment: AugmentConfig | None = None, seed: 
     common = dict(classes=classes, intensity=cfg.intensity, label_maps=label_maps)
     if cfg.context_slices and cfg.dims != 2:
         raise LungsegError("data.context_slices (2.5D input) is for 2D models only")
+    if cfg.beyond_stack not in BEYOND_STACK:
+        raise LungsegError(f"data.beyond_stack must be one of {', '.join(BEYOND_STACK)}, got {cfg.beyond_stack!r}")
     if cfg.dims == 2:
         common.update(input_size=cfg.input_size, resize_method=cfg.resize_method, seed=seed,
                       empty_slices=cfg.empty_slices, context_slices=cfg.context_slices)
-        train = SliceDataset(split_cases["train"], augment=aug, **common)
+        train = SliceDataset(split_cases["train"], augment=aug, beyond_stack=cfg.beyond_stack, **common)
         val = SliceDataset(split_cases["val"], max_samples=cfg.val_samples, **common)
     else:
         train = VolumeDataset(split_cases["train"], input_size=cfg.input_size, patch_size=cfg.patch_size,
