@@ -19,7 +19,7 @@ from ..errors import LungsegError
 from .augment import AugmentConfig, build_augmentation
 from .cases import Case, canonical_name, label_lut, missing_classes
 from .config import DataConfig
-from .preprocess import (check_intensity, context_indices, input_channels, intensity_stats, normalize_intensity,
+from .preprocess import (check_intensity, input_channels, intensity_stats, normalize_intensity,
                          resize, stack_context)
 from .sources import load_source
 from .splits import find_duplicates, kfold_patients, split_patients
@@ -100,14 +100,11 @@ class SliceDataset(_Base):
         ci, z = self.items[index]
         case = self.cases[ci]
         image, label = case.load()
-        if self.context and self.beyond_stack != "repeat" and "slices" in case.meta:
-            rng = np.random.default_rng(sample_seed(self.seed, self.epoch, index))
-            chunk = context_stack(image, label, z, self.context, self.beyond_stack, rng)
+        if self.context:
+            beyond = self.beyond_stack if "slices" in case.meta else "repeat"  # only crop stacks lack neighbours
+            chunk = context_stack(image, label, z, self.context, beyond,
+                                  np.random.default_rng(sample_seed(self.seed, self.epoch, index)))
             x = stack_context(normalize_intensity(chunk, self.intensity, case.is_hu, self.stats(case)), self.context)[0]
-        elif self.context:
-            zs = context_indices(z, z + 1, image.shape[0], self.context)
-            x = stack_context(normalize_intensity(image[zs], self.intensity, case.is_hu, self.stats(case)),
-                              self.context)[0]
         else:
             x = normalize_intensity(image[z], self.intensity, case.is_hu, self.stats(case))
         y = self.lut(case)[label[z]][None]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .preprocess import context_indices
+
 BEYOND_STACK = ("repeat", "inpaint")
 LUNG_MAX_HU = -400.0  # ring pixels darker than this are the lung that fills the finding's place
 
@@ -35,9 +37,10 @@ def context_stack(image: np.ndarray, label: np.ndarray, z: int, k: int, beyond: 
     """Slices z-k .. z+k of a stack (2k + 1, y, x); neighbours beyond its ends repeat the edge
     slice ("repeat") or its inpainted copy ("inpaint", see the module note)."""
     depth = image.shape[0]
-    wanted = np.arange(z - k, z + k + 1)
-    out = image[np.clip(wanted, 0, depth - 1)].astype(np.float32, copy=True)
+    out = image[context_indices(z, z + 1, depth, k)]
     if beyond == "inpaint":
+        out = out.astype(np.float32)  # a copy: the inpainted slices replace the repeated ones
+        wanted = np.arange(z - k, z + k + 1)
         marked = np.nonzero(label.reshape(depth, -1).any(axis=1))[0]
         for j in np.nonzero((wanted < 0) | (wanted >= depth))[0]:
             edge = 0 if wanted[j] < 0 else depth - 1

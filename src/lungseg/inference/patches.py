@@ -8,8 +8,8 @@ is told apart from the vessel.
 Beyond the scan's first and last slice the anatomy goes on: on a scan at least as long as the
 patch (40 mm) out-of-scan voxels repeat the edge slice, so a vessel cut by the field of view stays
 a tube instead of ending in a blob (benchmarks/slab_detection.py: 4 false findings in 15 slabs of
-LIDC-IDRI-0003 instead of 10, the same 9 of 9 nodules found). A shorter stack, like the LIDC crop stacks
-the scorer learnt from (a nodule's own slices, padded with air), is padded with air as in
+LIDC-IDRI-0003 instead of 10, the same 9 of 9 nodules found). A shorter stack, like the LIDC crop
+stacks the scorer learnt from (a nodule's own slices, padded with air), is padded with air as in
 training. In-plane, out-of-scan voxels are air (outside the body) either way."""
 from __future__ import annotations
 
