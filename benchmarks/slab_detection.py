@@ -3,8 +3,9 @@ into stacks of --slices consecutive slices every --step slices (a 24-slice stack
 60 mm, like the bundled `make demo` crop), each stack is segmented as a scan of its own by the
 shipped default model, and its listed findings are matched by the LUNA16 rules of `lungseg
 evaluate --detection` to the readers' references (>= 2 readers) whose centre lies in the stack;
-findings on the readers' other marks are ignored. What a cut field of view adds is false findings
-at its ends (vessels cut by the first or last slice), so the table counts them per slab.
+findings on the readers' other marks, and on references centred outside the stack that reach into
+it, are ignored. What a cut field of view adds is false findings at its ends (vessels cut by the
+first or last slice), so the table counts them per slab.
 
 LIDC-IDRI-0003 is a validation patient everywhere in lungseg (no model was trained on it).
 
@@ -35,8 +36,12 @@ def slab_case(segmenter, ct, z0: int, n: int, references, ignored):
     nodules = lungseg.segment(slab, model=segmenter).report["nodules"]
     predictions = [Prediction(tuple(float(v) for v in ct.physical_points(  # back on the whole scan's grid
         (np.array(f["centroid_index_zyx"]) + [z0, 0, 0])[None])[0]), f["detection_score"]) for f in nodules]
-    inside = [f for f in references if z0 <= ct.index_of_points(np.array([f.center_mm]))[0][0] < z0 + n]
-    return DetectionCase(f"slices {z0}-{z0 + n - 1}", inside, predictions, ignored)
+    z = {f: ct.index_of_points(np.array([f.center_mm]))[0][0] for f in references}
+    inside = [f for f in references if z0 <= z[f] < z0 + n]
+    # a nodule centred outside the slab but reaching into it: a mark on it is neither needed nor false
+    gap_mm = {f: max(z0 - z[f], z[f] - (z0 + n - 1), 0.0) * ct.spacing_zyx[0] for f in references}
+    cut = [f for f in references if f not in inside and gap_mm[f] < f.diameter_mm / 2]
+    return DetectionCase(f"slices {z0}-{z0 + n - 1}", inside, predictions, list(ignored) + cut)
 
 
 def main() -> None:
