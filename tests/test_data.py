@@ -324,6 +324,34 @@ def test_context_slices_give_each_slice_its_neighbours_as_channels():
         build_datasets(DataConfig(context_slices=1, beyond_stack="mirror", **common))
 
 
+def test_thin_crop_stacks_give_thick_slice_views_when_asked():
+    from lungseg.data.cases import Case
+    from lungseg.data.datasets import SliceDataset
+
+    image = np.repeat(np.linspace(-900, -100, 10, dtype=np.float32)[:, None, None], 16, 1).repeat(16, 2)
+    label = np.zeros(image.shape, np.uint8)
+    label[4:6, 6:10, 6:10] = 1
+    meta = {"readers": 4, "slices": list(range(10))}
+    cases = [Case(f"p{i}/nodule-0", f"p{i}", lambda: (image, label), {1: "nodule"}, is_hu=True, source="lidc_crops",
+                  meta={**meta, "slice_mm": mm}) for i, mm in enumerate((1.25, 2.5))]
+    kw = dict(classes=["background", "nodule"], intensity={"mode": "window", "windows": ["lung"]}, input_size=None,
+              context_slices=1, empty_slices=1.0)
+    thin = {True: SliceDataset(cases, thick_slices=1.0, **kw), False: SliceDataset(cases, **kw)}
+    for i, (ci, z) in enumerate(thin[False].items):
+        if not 2 <= z <= 7:  # away from the stack's ends, where the views repeat its edge slice
+            continue
+        thick, plain = thin[True][i]["image"], thin[False][i]["image"]
+        gap = float(thick[2, 0, 0] - thick[0, 0, 0]) / float(plain[2, 0, 0] - plain[0, 0, 0])
+        if ci == 0:  # the 1.25 mm stack: its neighbours lie ~2 slices apart
+            assert gap >= 1.7
+        else:  # the 2.5 mm stack is left as it is
+            assert torch.equal(thick, plain)
+    with pytest.raises(LungsegError, match="thick_slices is a share"):
+        from lungseg.data.config import DataConfig
+
+        build_datasets(DataConfig(context_slices=1, thick_slices=2.0))
+
+
 def test_synthetic_nodule_crops_with_context_train_on_the_middle_slice():
     from lungseg.data.synthetic import synthetic_nodule_crops
 

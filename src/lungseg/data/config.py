@@ -26,6 +26,7 @@ class DataConfig:
     intensity: dict = field(default_factory=lambda: {"mode": "window", "windows": ["lung"]})
     context_slices: int = 0  # 2D: neighbour slices on each side fed as extra channels (2.5D)
     beyond_stack: str = "repeat"  # 2.5D training: context beyond a crop stack's ends (lungseg.data.stack_edges)
+    thick_slices: float = 0.0  # 2.5D training: share of thin crop-stack samples seen as 2.5 mm (lungseg.data.thick_slices)
     resize_method: str = "bilinear"  # images: bilinear or lanczos (2D); masks are always nearest
     empty_slices: float = 0.2  # 2D: fraction of slices without any wanted label that are kept
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -24,6 +24,7 @@ from .preprocess import (check_intensity, input_channels, intensity_stats, norma
 from .sources import load_source
 from .splits import find_duplicates, kfold_patients, split_patients
 from .stack_edges import BEYOND_STACK, context_stack
+from .thick_slices import thick_context, thick_step
 
 log = logging.getLogger("lungseg.data")
 
@@ -74,12 +75,13 @@ class SliceDataset(_Base):
 
     def __init__(self, cases, classes, intensity, input_size=(256, 256), resize_method="bilinear", augment=None,
                  seed=0, empty_slices=1.0, label_maps=None, max_samples=None, context_slices=0,
-                 beyond_stack="repeat"):
+                 beyond_stack="repeat", thick_slices=0.0):
         super().__init__(cases, classes, intensity, augment, seed, label_maps)
         self.input_size = tuple(input_size) if input_size else None
         self.resize_method = resize_method
         self.context = int(context_slices)
         self.beyond_stack = beyond_stack
+        self.thick_slices = float(thick_slices)
         self.items = []
         for ci, case in enumerate(self.cases):
             _, label = case.load()
@@ -100,14 +102,19 @@ class SliceDataset(_Base):
         ci, z = self.items[index]
         case = self.cases[ci]
         image, label = case.load()
+        target = label[z]
         if self.context:
-            beyond = self.beyond_stack if "slices" in case.meta else "repeat"  # only crop stacks lack neighbours
-            chunk = context_stack(image, label, z, self.context, beyond,
-                                  np.random.default_rng(sample_seed(self.seed, self.epoch, index)))
+            rng = np.random.default_rng(sample_seed(self.seed, self.epoch, index))
+            step = thick_step(case.meta.get("slice_mm"))
+            if step > 1 and self.thick_slices and rng.random() < self.thick_slices:
+                chunk, target = thick_context(image, label, z, self.context, step, slab=rng.random() < 0.5)
+            else:
+                beyond = self.beyond_stack if "slices" in case.meta else "repeat"  # only crop stacks lack neighbours
+                chunk = context_stack(image, label, z, self.context, beyond, rng)
             x = stack_context(normalize_intensity(chunk, self.intensity, case.is_hu, self.stats(case)), self.context)[0]
         else:
             x = normalize_intensity(image[z], self.intensity, case.is_hu, self.stats(case))
-        y = self.lut(case)[label[z]][None]
+        y = self.lut(case)[target][None]
         if self.input_size:
             x = resize(x, self.input_size, "image", self.resize_method)
             y = resize(y, self.input_size, "mask")
@@ -244,10 +251,13 @@ def build_datasets(cfg: DataConfig, augment: AugmentConfig | None = None, seed: 
         raise LungsegError("data.context_slices (2.5D input) is for 2D models only")
     if cfg.beyond_stack not in BEYOND_STACK:
         raise LungsegError(f"data.beyond_stack must be one of {', '.join(BEYOND_STACK)}, got {cfg.beyond_stack!r}")
+    if not 0.0 <= cfg.thick_slices <= 1.0:
+        raise LungsegError(f"data.thick_slices is a share of samples in 0..1, got {cfg.thick_slices!r}")
     if cfg.dims == 2:
         common.update(input_size=cfg.input_size, resize_method=cfg.resize_method, seed=seed,
                       empty_slices=cfg.empty_slices, context_slices=cfg.context_slices)
-        train = SliceDataset(split_cases["train"], augment=aug, beyond_stack=cfg.beyond_stack, **common)
+        train = SliceDataset(split_cases["train"], augment=aug, beyond_stack=cfg.beyond_stack,
+                             thick_slices=cfg.thick_slices, **common)
         val = SliceDataset(split_cases["val"], max_samples=cfg.val_samples, **common)
     else:
         train = VolumeDataset(split_cases["train"], input_size=cfg.input_size, patch_size=cfg.patch_size,

