@@ -15,7 +15,10 @@ Validation data throughout: the crops' validation patients (84; the 70/20/10 pat
 (a juxtapleural or juxtavascular nodule loses its wall or vessel), and it is placed in parenchyma
 only, never against the pleura.
 
-    .venv/bin/python benchmarks/real_nodules_in_lidc.py [--per-scan 8] [--seed 0] [--every-candidate]
+    .venv/bin/python benchmarks/real_nodules_in_lidc.py [--per-scan 8] [--seed 0 [1 2 ...]] [--every-candidate]
+Several seeds pool their placements (each seed places every nodule once more, elsewhere) and
+also give each seed's listed CPM: one seed's placements move the CPM by about +-0.02, so a
+difference between two models under ~0.04 needs three or more seeds (see the model card).
 Prints the FROC table (with --every-candidate also the FROC of every candidate, listed or not: the
 curve beyond the operating point) and a table by size; writes benchmarks/results/real_nodules_in_lidc.json
 and docs/real_nodules_in_lidc.png (a few inserted nodules, as the model sees them).
@@ -56,8 +59,8 @@ def nodule_pool(exclude: str) -> list:
 
 def main() -> None:
     import lungseg
-    from lungseg.evaluation.detection import (DetectionCase, Finding, Prediction, format_froc_table, froc_bootstrap,
-                                              froc_to_json, match_case)
+    from lungseg.evaluation.detection import (DetectionCase, Finding, Prediction, format_froc_table, froc,
+                                              froc_bootstrap, froc_to_json, match_case)
     from lungseg.evaluation.detection_cases import reference_cases
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import read_ct
@@ -65,7 +68,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-scan", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more placements (pooled)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--max-scans", type=int, help="stop after this many scans (a quick look)")
     ap.add_argument("--nodule-checkpoint", type=Path, help="a nodule checkpoint to try instead of the shipped one")
@@ -90,8 +93,6 @@ def main() -> None:
         return np.asarray(img.TransformPhysicalPointToContinuousIndex(point))[::-1] * sp
 
     pool = nodule_pool("LIDC-IDRI-0003")
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(pool))
     model = DefaultSegmenter(low_confidence=False, classify=False)
     if args.nodule_checkpoint:  # the shipped scorer and operating point, another candidate network
         from lungseg.inference.candidates import NoduleSegmenter
@@ -107,20 +108,26 @@ def main() -> None:
     if args.every_candidate:
         model.nodule.scorer.min_score = 0.0  # the list at the operating point is the part scoring >= op
     cases, every, nodules, shown = [], [], [], []
-    chunks = [order[i:i + args.per_scan] for i in range(0, len(order), args.per_scan)][:args.max_scans]
-    for k, chunk in enumerate(tqdm(chunks, desc="scans")):
+    placements = []  # (seed, its rng, scan number, the pool indices it places)
+    for seed in args.seed:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(pool))
+        chunks = [order[i:i + args.per_scan] for i in range(0, len(order), args.per_scan)][:args.max_scans]
+        placements += [(seed, rng, k, chunk) for k, chunk in enumerate(chunks)]
+    for seed, rng, k, chunk in tqdm(placements, desc="scans"):
+        name = f"LIDC-IDRI-0003+{k}" if len(args.seed) == 1 else f"LIDC-IDRI-0003+{seed}:{k}"
         hu = ct.array.copy()
         refs, avoid = list(own), [index_mm(f.center_mm) for f in own + ignored]
         picked = [pool[i] for i in chunk]
         for s, placed in zip(picked, move_nodules_in(hu, lungs, [(s.hu, s.mask, s.spacing_zyx) for s in picked],
                                                      ct.spacing_zyx, rng, avoid)):
             if placed is None:
-                nodules.append({"case": s.case_id, "scan": k, "placed": False})
+                nodules.append({"case": s.case_id, "seed": seed, "scan": k, "placed": False})
                 continue
             mask, centre = placed
             d = diameter_mm(mask, sp)
             refs.append(Finding(world(centre), d))
-            nodules.append({"case": s.case_id, "scan": k, "placed": True, "diameter_mm": round(d, 2),
+            nodules.append({"case": s.case_id, "seed": seed, "scan": k, "placed": True, "diameter_mm": round(d, 2),
                             "mean_hu": round(float(hu[mask].mean()), 1), "ref": len(refs) - 1})
             size_bin = next((b for b in SIZE_BINS_MM if b[0] <= d < b[1]), None)
             if sum(1 for item in shown if item[4] == size_bin) < 2:  # two of each size in the picture
@@ -128,19 +135,25 @@ def main() -> None:
         result = lungseg.segment(ct.with_array(hu), model=model)
         preds = [Prediction(tuple(map(float, n["centroid_mm_lps"])), float(n["detection_score"]))
                  for n in result.report["nodules"]]
-        every.append(DetectionCase(f"LIDC-IDRI-0003+{k}", refs, preds, list(ignored), patient=f"scan-{k}"))
+        every.append(DetectionCase(name, refs, preds, list(ignored),
+                                   patient=f"scan-{k}" if len(args.seed) == 1 else f"scan-{seed}:{k}"))
         case = replace(every[-1], predictions=[p for p in preds if p.score >= op])  # the list at the operating point
         cases.append(case)
         scores = match_case(case).detection_scores
         best = match_case(every[-1]).detection_scores if args.every_candidate else None
         for n in nodules:
-            if n["scan"] == k and n["placed"]:
+            if n["seed"] == seed and n["scan"] == k and n["placed"]:
                 n["detection_score"] = float(scores[n["ref"]]) if np.isfinite(scores[n["ref"]]) else None
                 if best is not None:  # its best candidate's score, listed or not
                     n["candidate_score"] = float(best[n["ref"]]) if np.isfinite(best[n["ref"]]) else None
     lists = {"": cases, " [every candidate]": every} if args.every_candidate else {"": cases}
     rows = {f"real nodules in LIDC-IDRI-0003{which}, {name}": froc_bootstrap(c, n_boot=args.n_boot, min_diameter_mm=d)
             for which, c in lists.items() for name, d in (("all >= 3 mm", 0.0), (">= 10 mm", 10.0))}
+    if len(args.seed) > 1:  # each placement's own listed figure: how far one seed's result can move
+        seeds_of_cases = [seed for seed, *_ in placements]
+        for seed in args.seed:
+            own_cases = [c for c, s in zip(cases, seeds_of_cases) if s == seed]
+            rows[f"real nodules in LIDC-IDRI-0003, all >= 3 mm, seed {seed}"] = froc(own_cases)
     print(format_froc_table(rows))
     placed = [n for n in nodules if n["placed"]]
     by_size = []
@@ -161,7 +174,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": " ".join(["python benchmarks/real_nodules_in_lidc.py", *sys.argv[1:]]), "note": __doc__.split("\n\n")[0],
-        "per_scan": args.per_scan, "seed": args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
+        "per_scan": args.per_scan, "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
         "rows": {k: froc_to_json(v) for k, v in rows.items()}, "by_size": by_size,
         "false_findings_per_scan": float(np.mean(fp)), "nodules": nodules}, indent=1))
     print(f"wrote {args.out}")
