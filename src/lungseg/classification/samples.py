@@ -33,14 +33,18 @@ class NoduleSample:
     meta: dict = field(default_factory=dict)
 
 
-def lidc_malignancy(path=None, table=None, min_readers: int = 2, max_patients: int | None = None) -> list[NoduleSample]:
+def lidc_malignancy(path=None, table=None, min_readers: int = 2, max_patients: int | None = None,
+                    as_hu=(-1000, 400)) -> list[NoduleSample]:
+    """The LIDC crop stacks matched to the malignancy table. as_hu: how the crops' grey levels
+    become HU (lungseg.data.shared_sets.lidc_crops); [-1000, 400] is what the shipped models and
+    the classifier learnt on, "estimate" the per-slice estimate that matches real HU."""
     from ..data.malignancy import load_malignancy_table
     from ..data.shared_sets import lidc_crops
 
     rows = {r["case_id"]: r for r in (load_malignancy_table(table) if table is None or isinstance(table, (str, Path))
                                       else table) if r["match"]}
     samples = []
-    for case in lidc_crops(path, max_patients=max_patients, as_hu=[-1000, 400], stack=True, votes=True):
+    for case in lidc_crops(path, max_patients=max_patients, as_hu=as_hu, stack=True, votes=True):
         row = rows.get(case.case_id)
         if row is None:
             continue

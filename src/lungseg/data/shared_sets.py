@@ -131,10 +131,11 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
                nonempty_only: bool = False, stack: bool = False, votes: bool = False) -> list[Case]:
     """LIDC nodule crops; reads the shared tar.gz (streamed) or an extracted folder.
 
-    as_hu: [lo, hi] maps the 8-bit display values 0..255 linearly back to HU lo..hi (the crops
-    were exported with a lung-like display window; [-1000, 400] matches their air and soft-tissue
-    grey levels), so a model trained on them can run on real HU CT. nonempty_only drops crops
-    whose consensus mask is empty.
+    as_hu: "estimate" gives each crop slice its own HU scale (lungseg.data.crop_hu: every slice
+    was scaled from its own HU range to 0..255); [lo, hi] maps 0..255 linearly to HU lo..hi for
+    every slice ([-1000, 400], the mapping the shipped models learnt on, makes most solid nodules
+    about 300 HU too dark). None keeps the grey levels. nonempty_only drops crops whose consensus
+    mask is empty.
 
     Consensus rule: a pixel is nodule when >= `min_readers` of the 4 radiologists marked it
     (the upstream project's rule is 2). Patients are taken in archive order up to max_patients;
@@ -163,9 +164,17 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
         n_votes = np.sum([m > 127 for m in masks], axis=0)
         label = n_votes.astype(np.uint8) if votes else (n_votes >= min_readers).astype(np.uint8)
         image = parts["images"].astype(np.float32)
-        if as_hu is not None:
+        if as_hu is not None and not isinstance(as_hu, str):
             image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])
         crops.setdefault((pid, nod), []).append((sl, image, label, len(masks)))
+    if isinstance(as_hu, str):  # per slice, with the nodule's other slices to fall back on
+        if as_hu != "estimate":
+            raise LungsegError(f"as_hu must be 'estimate' or [lo, hi], got {as_hu!r}")
+        from .crop_hu import crop_stack_hu
+
+        for key, slices in crops.items():
+            hu = crop_stack_hu(np.stack([c[1] for c in slices]))
+            crops[key] = [(c[0], h, *c[2:]) for c, h in zip(slices, hu)]
     cases = []
     slice_mm = _crop_slice_spacing() if stack else {}
     for (pid, nod), slices in crops.items():
