@@ -1,7 +1,8 @@
 """Whole-scan detection on REAL nodules of every size: the LIDC nodules (>= 2 readers' consensus
 mask and their own HU, from the crop stacks) of the VALIDATION patients are moved into the real
 whole scan LIDC-IDRI-0003 (lungseg.synth.insertion.real_nodule: resampled to its 0.82 x 0.82 x
-2.5 mm grid, blended into parenchyma), --per-scan of them at a time, and the nodule list of the
+2.5 mm grid, blended into parenchyma; their HU estimated slice by slice, lungseg.data.crop_hu, as
+each crop slice was scaled from its own HU range), --per-scan of them at a time, and the nodule list of the
 shipped default model (as `lungseg segment` writes it) is scored by the LUNA16 rules
 (lungseg.evaluation.detection: FROC, CPM; a hit lies within the reference's radius).
 
@@ -50,10 +51,10 @@ def diameter_mm(mask: np.ndarray, spacing_zyx) -> float:
                equivalent_diameter(int(mask.sum(axis=(1, 2)).max()), spacing_zyx, single_slice=True))
 
 
-def nodule_pool(exclude: str) -> list:
+def nodule_pool(exclude: str, crop_hu="estimate") -> list:
     from lungseg.classification.samples import lidc_malignancy, samples_of_split
 
-    return [s for s in samples_of_split(lidc_malignancy(), "val") if s.patient_id != exclude
+    return [s for s in samples_of_split(lidc_malignancy(as_hu=crop_hu), "val") if s.patient_id != exclude
             and 3.0 <= diameter_mm(s.mask, s.spacing_zyx) <= MAX_DIAMETER_MM]
 
 
@@ -74,6 +75,9 @@ def main() -> None:
     ap.add_argument("--nodule-checkpoint", type=Path, help="a nodule checkpoint to try instead of the shipped one")
     ap.add_argument("--candidate-threshold", type=float,
                     help="the nodule network's voxel probability that starts a candidate (default: the shipped one)")
+    ap.add_argument("--crop-hu", choices=["estimate", "window"], default="estimate",
+                    help="the crops' HU: each slice's own estimated scale (lungseg.data.crop_hu, default), or the "
+                         "fixed [-1000, 400] window of the results before that was found (solid nodules ~300 HU darker)")
     ap.add_argument("--every-candidate", action="store_true",
                     help="also score every candidate (operating point 0): the FROC beyond the operating point")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_nodules_in_lidc.json")
@@ -92,7 +96,7 @@ def main() -> None:
     def index_mm(point) -> np.ndarray:
         return np.asarray(img.TransformPhysicalPointToContinuousIndex(point))[::-1] * sp
 
-    pool = nodule_pool("LIDC-IDRI-0003")
+    pool = nodule_pool("LIDC-IDRI-0003", "estimate" if args.crop_hu == "estimate" else (-1000, 400))
     model = DefaultSegmenter(low_confidence=False, classify=False)
     if args.nodule_checkpoint:  # the shipped scorer and operating point, another candidate network
         from lungseg.inference.candidates import NoduleSegmenter
@@ -174,7 +178,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": " ".join(["python benchmarks/real_nodules_in_lidc.py", *sys.argv[1:]]), "note": __doc__.split("\n\n")[0],
-        "per_scan": args.per_scan, "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
+        "per_scan": args.per_scan, "crop_hu": args.crop_hu, "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
         "rows": {k: froc_to_json(v) for k, v in rows.items()}, "by_size": by_size,
         "false_findings_per_scan": float(np.mean(fp)), "nodules": nodules}, indent=1))
     print(f"wrote {args.out}")

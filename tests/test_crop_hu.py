@@ -64,3 +64,11 @@ def test_lidc_idri_0003_crops_match_the_real_scan():
     nodule = label > 0
     assert abs(float(estimate[nodule].mean() - real[nodule].mean())) < 80
     assert float(real[nodule].mean() - window[nodule].mean()) > 200
+
+
+def test_real_nodules_for_phantoms_take_either_hu():
+    from lungseg.data.synthetic import real_nodule_pool
+    from lungseg.errors import LungsegError
+
+    with pytest.raises(LungsegError, match="real nodule HU must be 'window' or 'estimate'"):
+        real_nodule_pool("train", "hu")

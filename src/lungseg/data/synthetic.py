@@ -55,7 +55,7 @@ def synthetic_cases(n_cases: int = 20, seed: int = 0, overrides: dict | None = N
 def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128, positives_per_case: int = 12,
                            negatives_per_case: int = 10, context: int = 0, overrides: dict | None = None,
                            generator=None, dense_negatives: float = 0.0, per_nodule: bool = False,
-                           real_nodules: int = 0, real_split: str = "train") -> list[Case]:
+                           real_nodules: int = 0, real_split: str = "train", real_hu: str = "window") -> list[Case]:
     """2D crops at native thin-slice resolution (~0.7 mm pixels), like the LIDC crops, from
     synthetic chest CT in HU: crops around nodule slices (centre jittered) and crops inside the
     lungs with no nodule (vessels seen end-on, fissures, pleura: what a nodule model trained on
@@ -73,7 +73,8 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
     (lungseg.synth.insertion.real_nodule). The LIDC crop stacks hold only their nodule's slices
     (beyond them the edge slice repeats), so a network trained on them alone never sees a small
     nodule whose neighbour slices show lung going on: what every small nodule looks like in a
-    whole scan."""
+    whole scan. real_hu: the crops' HU, "window" (the fixed [-1000, 400] of the shipped models) or
+    "estimate" (each slice's own scale, lungseg.data.crop_hu)."""
     overrides = {"size": (512, 512, 48), "n_nodules": 8, **dict(overrides or {})}
     memo: dict[int, list] = {}
 
@@ -82,7 +83,8 @@ def synthetic_nodule_crops(n_cases: int = 60, seed: int = 1000, crop: int = 128,
             case = _resolve(generator)(s, **overrides)
             ct, labels = case.ct.array, case.labels
             if real_nodules:
-                ct, labels = with_real_nodules(ct, labels, case.ct.spacing_zyx, int(real_nodules), s, real_split)
+                ct, labels = with_real_nodules(ct, labels, case.ct.spacing_zyx, int(real_nodules), s, real_split,
+                                               pool=real_nodule_pool(real_split, real_hu))
             memo[s] = _cut_crops(ct, labels, crop, positives_per_case, negatives_per_case, s, context,
                                  dense_negatives, per_nodule)
         return memo[s]
@@ -104,15 +106,18 @@ REAL_NODULE_MM = (3.0, 30.0)  # the sizes moved in: LUNA16's smallest counted no
 
 
 @functools.lru_cache(maxsize=2)
-def real_nodule_pool(split: str) -> tuple:
-    """(hu, mask, spacing_zyx) of every LIDC crop-stack nodule of one patient split, cut to its box."""
+def real_nodule_pool(split: str, hu: str = "window") -> tuple:
+    """(hu, mask, spacing_zyx) of every LIDC crop-stack nodule of one patient split, cut to its box.
+    hu: "window" ([-1000, 400], what the shipped models learnt on) or "estimate" (lungseg.data.crop_hu)."""
     import numpy as np
 
     from ..classification.samples import lidc_malignancy, samples_of_split
     from ..evaluation.lesions import equivalent_diameter
 
     pool = []
-    for s in samples_of_split(lidc_malignancy(), split):
+    if hu not in ("window", "estimate"):
+        raise LungsegError(f"real nodule HU must be 'window' or 'estimate', got {hu!r}")
+    for s in samples_of_split(lidc_malignancy(as_hu="estimate" if hu == "estimate" else (-1000, 400)), split):
         if REAL_NODULE_MM[0] <= equivalent_diameter(int(s.mask.sum()), s.spacing_zyx, single_slice=False) \
                 <= REAL_NODULE_MM[1]:
             box = tuple(slice(max(0, int(i.min()) - 3), int(i.max()) + 4) for i in np.nonzero(s.mask))
