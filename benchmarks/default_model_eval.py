@@ -27,6 +27,8 @@ SHARED = ROOT.parent / "shared" / "data"
 KEY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "recall", "precision")
 
 
+LIDC_HU = {"window": (-1000, 400), "estimate": "estimate"}  # how the crop PNGs become HU (lidc_crops as_hu)
+
 def evaluate(pred_dir: Path, ref_dir: Path, out_dir: Path, *extra: str) -> dict:
     cmd = [str(Path(sys.executable).with_name("lungseg")), "evaluate", str(pred_dir), str(ref_dir),
            "-o", str(out_dir), *extra]
@@ -85,7 +87,7 @@ SIZE_BINS = (0, 10, 30, 100, 300, None)  # reference pixels per crop
 
 
 def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint: Path | None = None,
-             tta: bool = False) -> dict:
+             tta: bool = False, lidc_hu: str = "window") -> dict:
     """Nodule crops of one part of the patient split: "val" (early stopping chose the epoch on
     it) or "test" (looked at once, for the model card, after every choice was made). Scored
     crop by crop (2D Dice of every crop whose reference is not empty) and nodule by nodule (3D
@@ -102,7 +104,7 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
     from lungseg.inference.network import ModelSegmenter
     from lungseg.io import CTImage, write_labels
 
-    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=[-1000, 400], stack=True)  # a stack per nodule
+    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=LIDC_HU[lidc_hu], stack=True)  # a stack per nodule
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
@@ -213,6 +215,9 @@ def main() -> None:
     ap.add_argument("--skip-lungs", action="store_true")
     ap.add_argument("--skip-phantom-nodules", action="store_true")
     ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
+    ap.add_argument("--lidc-hu", choices=list(LIDC_HU), default="window",
+                    help="the crops' HU: the fixed window the shipped models learnt on (default, the recorded "
+                         "figures), or each slice's own estimated scale (lungseg.data.crop_hu), as on real CT")
     ap.add_argument("--nodule-checkpoint", type=Path, default=None, help="score this nodule model on the LIDC crops "
                     "instead of the shipped one (use with --results)")
     ap.add_argument("--tta", action="store_true", help="LIDC crops with the nodule model's test-time augmentation")
@@ -227,7 +232,8 @@ def main() -> None:
         segmenters = {"default": DefaultSegmenter(nodules=False), "classical": ClassicalSegmenter()}
         results.update(lung_sets(args.out_dir, segmenters))
     if not args.skip_lidc:
-        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split, args.nodule_checkpoint, args.tta))
+        results.update(lidc_val(args.out_dir, args.lidc_patients, args.lidc_split, args.nodule_checkpoint, args.tta,
+                                args.lidc_hu))
     if not args.skip_phantom_nodules:
         results.update(phantom_nodules())
     out.parent.mkdir(parents=True, exist_ok=True)

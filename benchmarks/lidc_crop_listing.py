@@ -47,12 +47,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--split", choices=["train", "val", "test"], default="val")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--crop-hu", choices=["window", "estimate"], default="window",
+                    help="the crops' HU: the fixed window the shipped models learnt on (default, the recorded "
+                         "figures), or each slice's own estimated scale (lungseg.data.crop_hu), as on real CT")
     args = ap.parse_args()
     finder = DefaultSegmenter(low_confidence=False, classify=False).nodule
     op = float(finder.scorer.min_score)
     finder.scorer.min_score = 0.0  # score every candidate; the operating point is applied below
     rows = []
-    for s in tqdm(samples_of_split(lidc_malignancy(), args.split), desc=f"LIDC {args.split} stacks"):
+    crops = lidc_malignancy(as_hu="estimate" if args.crop_hu == "estimate" else (-1000, 400))
+    for s in tqdm(samples_of_split(crops, args.split), desc=f"LIDC {args.split} stacks"):
         dz, dy, dx = s.spacing_zyx
         ct = CTImage.from_array(s.hu, spacing=(dx, dy, dz))
         score, mean_p = best_candidate(finder, ct, s.mask)
