@@ -53,7 +53,7 @@ def test_crops_show_real_nodules_with_lung_in_the_neighbour_slices(monkeypatch):
         case.ct, case.labels = Image(), labels
         return case
 
-    monkeypatch.setattr(synthetic, "real_nodule_pool", lambda split: _sphere_pool(radius_mm=2.5))
+    monkeypatch.setattr(synthetic, "real_nodule_pool", lambda split, hu="window": _sphere_pool(radius_mm=2.5))
     cases = synthetic_nodule_crops(n_cases=1, seed=5, crop=32, positives_per_case=4, negatives_per_case=0, context=2,
                                    generator=fake_generator, real_nodules=1, per_nodule=True)
     image, mask = cases[0].load()
