@@ -26,9 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 KEY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "recall", "precision")
 
-
-LIDC_HU = {"window": (-1000, 400), "estimate": "estimate"}  # how the crop PNGs become HU (lidc_crops as_hu)
-
 def evaluate(pred_dir: Path, ref_dir: Path, out_dir: Path, *extra: str) -> dict:
     cmd = [str(Path(sys.executable).with_name("lungseg")), "evaluate", str(pred_dir), str(ref_dir),
            "-o", str(out_dir), *extra]
@@ -98,13 +95,14 @@ def lidc_val(work: Path, n_patients: int | None, split: str = "val", checkpoint:
     figures go under keys ending in "_tta"."""
     from PIL import Image
 
+    from lungseg.data.crop_hu import crop_as_hu
     from lungseg.data.shared_sets import lidc_crops
     from lungseg.data.splits import split_patients
     from lungseg.inference.pipeline import NODULE
     from lungseg.inference.network import ModelSegmenter
     from lungseg.io import CTImage, write_labels
 
-    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=LIDC_HU[lidc_hu], stack=True)  # a stack per nodule
+    cases = lidc_crops(min_readers=2, max_patients=None, as_hu=crop_as_hu(lidc_hu), stack=True)  # a stack per nodule
     val_ids = set(split_patients([c.patient_id for c in cases], (0.7, 0.2, 0.1), seed=0)[split])
     if n_patients:
         val_ids = set(sorted(val_ids)[:n_patients])
@@ -215,7 +213,7 @@ def main() -> None:
     ap.add_argument("--skip-lungs", action="store_true")
     ap.add_argument("--skip-phantom-nodules", action="store_true")
     ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
-    ap.add_argument("--lidc-hu", choices=list(LIDC_HU), default="window",
+    ap.add_argument("--lidc-hu", choices=["window", "estimate"], default="window",
                     help="the crops' HU: the fixed window the shipped models learnt on (default, the recorded "
                          "figures), or each slice's own estimated scale (lungseg.data.crop_hu), as on real CT")
     ap.add_argument("--nodule-checkpoint", type=Path, default=None, help="score this nodule model on the LIDC crops "

@@ -40,6 +40,7 @@ def best_candidate(finder, ct, mask: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     from lungseg.classification.samples import lidc_malignancy, samples_of_split
+    from lungseg.data.crop_hu import crop_as_hu
     from lungseg.evaluation.lesions import equivalent_diameter
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import CTImage
@@ -55,7 +56,7 @@ def main() -> None:
     op = float(finder.scorer.min_score)
     finder.scorer.min_score = 0.0  # score every candidate; the operating point is applied below
     rows = []
-    crops = lidc_malignancy(as_hu="estimate" if args.crop_hu == "estimate" else (-1000, 400))
+    crops = lidc_malignancy(as_hu=crop_as_hu(args.crop_hu))
     for s in tqdm(samples_of_split(crops, args.split), desc=f"LIDC {args.split} stacks"):
         dz, dy, dx = s.spacing_zyx
         ct = CTImage.from_array(s.hu, spacing=(dx, dy, dz))

@@ -51,10 +51,11 @@ def diameter_mm(mask: np.ndarray, spacing_zyx) -> float:
                equivalent_diameter(int(mask.sum(axis=(1, 2)).max()), spacing_zyx, single_slice=True))
 
 
-def nodule_pool(exclude: str, crop_hu="estimate") -> list:
+def nodule_pool(exclude: str, crop_hu: str = "estimate") -> list:
     from lungseg.classification.samples import lidc_malignancy, samples_of_split
+    from lungseg.data.crop_hu import crop_as_hu
 
-    return [s for s in samples_of_split(lidc_malignancy(as_hu=crop_hu), "val") if s.patient_id != exclude
+    return [s for s in samples_of_split(lidc_malignancy(as_hu=crop_as_hu(crop_hu)), "val") if s.patient_id != exclude
             and 3.0 <= diameter_mm(s.mask, s.spacing_zyx) <= MAX_DIAMETER_MM]
 
 
@@ -96,7 +97,7 @@ def main() -> None:
     def index_mm(point) -> np.ndarray:
         return np.asarray(img.TransformPhysicalPointToContinuousIndex(point))[::-1] * sp
 
-    pool = nodule_pool("LIDC-IDRI-0003", "estimate" if args.crop_hu == "estimate" else (-1000, 400))
+    pool = nodule_pool("LIDC-IDRI-0003", args.crop_hu)
     model = DefaultSegmenter(low_confidence=False, classify=False)
     if args.nodule_checkpoint:  # the shipped scorer and operating point, another candidate network
         from lungseg.inference.candidates import NoduleSegmenter

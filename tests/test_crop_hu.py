@@ -70,5 +70,5 @@ def test_real_nodules_for_phantoms_take_either_hu():
     from lungseg.data.synthetic import real_nodule_pool
     from lungseg.errors import LungsegError
 
-    with pytest.raises(LungsegError, match="real nodule HU must be 'window' or 'estimate'"):
+    with pytest.raises(LungsegError, match="crop HU must be one of window, estimate"):
         real_nodule_pool("train", "hu")

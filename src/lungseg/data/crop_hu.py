@@ -8,14 +8,18 @@ found) makes a +40 HU solid nodule about -280 HU on most crops.
 The estimate: min = -1000 HU (the darkest lung or airway pixel), and the scale from the tissue of
 the slice, the pixels above its Otsu threshold (chest wall, mediastinum, vessels, the nodule),
 whose median (the brightest 2 % left out: bone) is taken as -50 HU, provided the darker pixels
-then read as aerated lung. On the 30 slices of
-LIDC-IDRI-0003 the scale comes out within 8 % (mean -2 %), against up to 38 % for the best single
-window. A slice with too little tissue (< 10 %) or an implausible scale takes its stack's median
-scale (or the crops' typical one)."""
+then read as aerated lung. On the 30 slices of LIDC-IDRI-0003 the scale comes out within 8 %
+(mean -2 %), against up to 38 % for the best single window. A slice with too little tissue
+(< 10 %) or an implausible scale takes its stack's median scale (or the crops' typical one)."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import LungsegError
+
+# how a caller names the crops' HU -> lidc_crops' as_hu: the fixed window the shipped models learnt
+# on (the recorded figures), or each slice's own estimated scale (this module)
+CROP_HU = {"window": (-1000.0, 400.0), "estimate": "estimate"}
 AIR_HU = -1000.0
 TISSUE_MEDIAN_HU = -50.0
 MIN_TISSUE_SHARE = 0.1
@@ -53,3 +57,10 @@ def crop_stack_hu(display: np.ndarray) -> np.ndarray:
     fallback = float(np.median(known)) if known else TYPICAL_SCALE
     scale = np.array([fallback if s is None else s for s in scales], dtype=np.float32)
     return (AIR_HU + display * scale[:, None, None]).astype(np.float32)
+
+
+def crop_as_hu(name: str):
+    """lidc_crops' as_hu for "window" or "estimate" (CROP_HU)."""
+    if name not in CROP_HU:
+        raise LungsegError(f"crop HU must be one of {', '.join(CROP_HU)}, got {name!r}")
+    return CROP_HU[name]

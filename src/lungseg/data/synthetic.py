@@ -115,9 +115,9 @@ def real_nodule_pool(split: str, hu: str = "window") -> tuple:
     from ..evaluation.lesions import equivalent_diameter
 
     pool = []
-    if hu not in ("window", "estimate"):
-        raise LungsegError(f"real nodule HU must be 'window' or 'estimate', got {hu!r}")
-    for s in samples_of_split(lidc_malignancy(as_hu="estimate" if hu == "estimate" else (-1000, 400)), split):
+    from .crop_hu import crop_as_hu
+
+    for s in samples_of_split(lidc_malignancy(as_hu=crop_as_hu(hu)), split):
         if REAL_NODULE_MM[0] <= equivalent_diameter(int(s.mask.sum()), s.spacing_zyx, single_slice=False) \
                 <= REAL_NODULE_MM[1]:
             box = tuple(slice(max(0, int(i.min()) - 3), int(i.max()) + 4) for i in np.nonzero(s.mask))
