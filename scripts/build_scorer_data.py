@@ -46,6 +46,9 @@ def main() -> None:
     ap.add_argument("--real-nodules", type=int, default=0,
                     help="move this many real LIDC nodules of the TRAIN patients into each phantom first "
                          "(lungseg.data.synthetic.with_real_nodules): real small nodules in whole-scan context")
+    ap.add_argument("--real-hu", choices=["window", "estimate"], default="window",
+                    help="the real nodules' HU: the fixed crop window of the shipped scorer, or each crop slice's own "
+                         "estimated scale (lungseg.data.crop_hu), as on real CT")
     args = ap.parse_args()
     model = DefaultSegmenter(low_confidence=False)
     finder = model.nodule
@@ -56,9 +59,10 @@ def main() -> None:
                              **({"effusion": True, "consolidation": True} if args.dense_pathology else {}))
         ct, truth = case.ct, case.labels == 3
         if args.real_nodules:
-            from lungseg.data.synthetic import with_real_nodules
+            from lungseg.data.synthetic import real_nodule_pool, with_real_nodules
 
-            hu, with_real = with_real_nodules(ct.array, case.labels, ct.spacing_zyx, args.real_nodules, seed)
+            hu, with_real = with_real_nodules(ct.array, case.labels, ct.spacing_zyx, args.real_nodules, seed,
+                                              pool=real_nodule_pool("train", args.real_hu))
             ct, truth = ct.with_array(hu), with_real == 3
         lungs = model.lungs(ct).labels
         found = finder.find_candidates(ct, lungs)
