@@ -206,6 +206,8 @@ def _key_rows(summary: dict) -> list[dict]:
 
 
 def main() -> None:
+    from lungseg.data.crop_hu import CROP_HU
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "default_eval")
     ap.add_argument("--lidc-patients", type=int, default=None, help="limit the LIDC validation patients")
@@ -213,7 +215,7 @@ def main() -> None:
     ap.add_argument("--skip-lungs", action="store_true")
     ap.add_argument("--skip-phantom-nodules", action="store_true")
     ap.add_argument("--lidc-split", choices=["val", "test"], default="val")
-    ap.add_argument("--lidc-hu", choices=["window", "estimate"], default="window",
+    ap.add_argument("--lidc-hu", choices=list(CROP_HU), default="window",
                     help="the crops' HU: the fixed window the shipped models learnt on (default, the recorded "
                          "figures), or each slice's own estimated scale (lungseg.data.crop_hu), as on real CT")
     ap.add_argument("--nodule-checkpoint", type=Path, default=None, help="score this nodule model on the LIDC crops "

@@ -40,7 +40,7 @@ def best_candidate(finder, ct, mask: np.ndarray) -> tuple[float, float]:
 
 def main() -> None:
     from lungseg.classification.samples import lidc_malignancy, samples_of_split
-    from lungseg.data.crop_hu import crop_as_hu
+    from lungseg.data.crop_hu import CROP_HU, crop_as_hu
     from lungseg.evaluation.lesions import equivalent_diameter
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import CTImage
@@ -48,7 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--split", choices=["train", "val", "test"], default="val")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--crop-hu", choices=["window", "estimate"], default="window",
+    ap.add_argument("--crop-hu", choices=list(CROP_HU), default="window",
                     help="the crops' HU: the fixed window the shipped models learnt on (default, the recorded "
                          "figures), or each slice's own estimated scale (lungseg.data.crop_hu), as on real CT")
     args = ap.parse_args()

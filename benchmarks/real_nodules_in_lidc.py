@@ -61,6 +61,7 @@ def nodule_pool(exclude: str, crop_hu: str = "estimate") -> list:
 
 def main() -> None:
     import lungseg
+    from lungseg.data.crop_hu import CROP_HU
     from lungseg.evaluation.detection import (DetectionCase, Finding, Prediction, format_froc_table, froc,
                                               froc_bootstrap, froc_to_json, match_case)
     from lungseg.evaluation.detection_cases import reference_cases
@@ -76,7 +77,7 @@ def main() -> None:
     ap.add_argument("--nodule-checkpoint", type=Path, help="a nodule checkpoint to try instead of the shipped one")
     ap.add_argument("--candidate-threshold", type=float,
                     help="the nodule network's voxel probability that starts a candidate (default: the shipped one)")
-    ap.add_argument("--crop-hu", choices=["estimate", "window"], default="estimate",
+    ap.add_argument("--crop-hu", choices=list(CROP_HU), default="estimate",
                     help="the crops' HU: each slice's own estimated scale (lungseg.data.crop_hu, default), or the "
                          "fixed [-1000, 400] window of the results before that was found (solid nodules ~300 HU darker)")
     ap.add_argument("--every-candidate", action="store_true",

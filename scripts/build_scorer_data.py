@@ -31,6 +31,7 @@ def seeds_of(text: str) -> list[int]:
 
 
 def main() -> None:
+    from lungseg.data.crop_hu import CROP_HU
     from lungseg.inference.patches import candidate_patches
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.synth import generate_case
@@ -46,7 +47,7 @@ def main() -> None:
     ap.add_argument("--real-nodules", type=int, default=0,
                     help="move this many real LIDC nodules of the TRAIN patients into each phantom first "
                          "(lungseg.data.synthetic.with_real_nodules): real small nodules in whole-scan context")
-    ap.add_argument("--real-hu", choices=["window", "estimate"], default="window",
+    ap.add_argument("--real-hu", choices=list(CROP_HU), default="window",
                     help="the real nodules' HU: the fixed crop window of the shipped scorer, or each crop slice's own "
                          "estimated scale (lungseg.data.crop_hu), as on real CT")
     args = ap.parse_args()

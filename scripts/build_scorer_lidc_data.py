@@ -56,7 +56,7 @@ def negative_regions(hu: np.ndarray, nodule: np.ndarray, spacing_zyx, rng: np.ra
 
 def main() -> None:
     from lungseg.classification.samples import lidc_malignancy, samples_of_split
-    from lungseg.data.crop_hu import crop_as_hu
+    from lungseg.data.crop_hu import CROP_HU, crop_as_hu
     from lungseg.inference.patches import candidate_patches
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--negatives", type=int, default=3, help="negative regions per crop stack")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--crop-hu", choices=["window", "estimate"], default="window",
+    ap.add_argument("--crop-hu", choices=list(CROP_HU), default="window",
                     help="the crops' HU: the fixed window of the shipped scorer, or each slice's own estimated "
                          "scale (lungseg.data.crop_hu), as on real CT")
     args = ap.parse_args()

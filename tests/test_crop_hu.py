@@ -72,3 +72,11 @@ def test_real_nodules_for_phantoms_take_either_hu():
 
     with pytest.raises(LungsegError, match="crop HU must be one of window, estimate"):
         real_nodule_pool("train", "hu")
+
+
+def test_lidc_crops_refuse_an_unknown_hu_before_reading():
+    from lungseg.data.shared_sets import lidc_crops
+    from lungseg.errors import LungsegError
+
+    with pytest.raises(LungsegError, match="as_hu must be 'estimate' or \\[lo, hi\\], got 'hu'"):
+        lidc_crops(path="/nonexistent", as_hu="hu")  # refused before the folder is even looked for

@@ -145,6 +145,8 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
     128x128 window) as a (z, 128, 128) volume, so a 2.5D model sees each crop's neighbours; its
     meta "slice_mm" is the scan's slice spacing (None where the table has none).
     votes=True gives each pixel's number of readers (0..4) as the label instead of the consensus."""
+    if isinstance(as_hu, str) and as_hu != "estimate":  # before reading the whole archive
+        raise LungsegError(f"as_hu must be 'estimate' or [lo, hi], got {as_hu!r}")
     root = _folder(path, "nodules/lidc_crops_128")
     pattern = re.compile(r"(LIDC-IDRI-\d{4})/(nodule-\d+)/(images|mask-(\d))/slice-(\d+)\.png$")
     store: dict[tuple, dict] = {}
@@ -168,8 +170,6 @@ def lidc_crops(path=None, min_readers: int = 2, max_patients: int | None = 50, a
             image = as_hu[0] + image / 255.0 * (as_hu[1] - as_hu[0])
         crops.setdefault((pid, nod), []).append((sl, image, label, len(masks)))
     if isinstance(as_hu, str):  # per slice, with the nodule's other slices to fall back on
-        if as_hu != "estimate":
-            raise LungsegError(f"as_hu must be 'estimate' or [lo, hi], got {as_hu!r}")
         from .crop_hu import crop_stack_hu
 
         for key, slices in crops.items():

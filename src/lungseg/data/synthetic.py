@@ -113,10 +113,9 @@ def real_nodule_pool(split: str, hu: str = "window") -> tuple:
 
     from ..classification.samples import lidc_malignancy, samples_of_split
     from ..evaluation.lesions import equivalent_diameter
-
-    pool = []
     from .crop_hu import crop_as_hu
 
+    pool = []
     for s in samples_of_split(lidc_malignancy(as_hu=crop_as_hu(hu)), split):
         if REAL_NODULE_MM[0] <= equivalent_diameter(int(s.mask.sum()), s.spacing_zyx, single_slice=False) \
                 <= REAL_NODULE_MM[1]:
