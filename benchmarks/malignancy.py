@@ -26,6 +26,7 @@ from lungseg.classification.compare import weights_of
 from lungseg.classification.metrics import roc_auc
 from lungseg.classification.train import _with_features, patient_figures, predict_network, split_samples
 from lungseg.classification.samples import load_samples
+from lungseg.data.crop_hu import CROP_HU, crop_as_hu
 
 NAMES = ("size_only", "radiomics", "small_cnn", "resnet34", "efficientnet_b4")
 SIZE_BAND_MM = (8.0, 20.0)  # where size alone separates least well
@@ -99,15 +100,19 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("runs/classifiers"))
     ap.add_argument("--names", nargs="+", default=list(NAMES))
     ap.add_argument("--test", action="store_true", help="also score the test patients (once, for the final choice)")
+    ap.add_argument("--crop-hu", choices=sorted(CROP_HU), default="estimate",
+                    help="the crops' HU: the fixed [-1000, 400] window, or each slice's own estimated scale "
+                         "(lungseg.data.crop_hu), as on real CT")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "malignancy.json")
     args = ap.parse_args(argv)
 
     from lungseg.data.config import SplitConfig
 
-    parts = split_samples(_with_features(load_samples([{"type": "lidc_malignancy", "min_readers": 2}])),
+    source = {"type": "lidc_malignancy", "min_readers": 2, "as_hu": crop_as_hu(args.crop_hu)}
+    parts = split_samples(_with_features(load_samples([source])),
                           SplitConfig(fractions=(0.7, 0.2, 0.1), seed=0))
     names = [n for n in args.names if n == "size_only" or (args.runs / f"classifier_{n}").exists()]
-    result = {"split": {k: len(v) for k, v in parts.items()}, "classifiers": {}}
+    result = {"split": {k: len(v) for k, v in parts.items()}, "crop_hu": args.crop_hu, "classifiers": {}}
     scores = {}
     for name in names:
         run = args.runs / f"classifier_{name}"
