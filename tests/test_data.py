@@ -264,10 +264,27 @@ def test_translation_moves_a_centred_object_and_keeps_the_input_size():
     assert 5 < spread <= 20.5
 
 
+def test_faint_fades_dense_tissue_toward_aerated_lung_and_keeps_the_lung_and_the_label():
+    aug = build_augmentation(AugmentConfig(faint=1.0, faint_range=(0.5, 0.5)), dims=2)
+    to_norm = lambda hu: (hu + 1350.0) / 1500.0  # the lung window the nodule model reads
+    img = np.full((5, 32, 32), to_norm(-850.0), np.float32)  # 2.5D: every channel alike
+    img[:, :, :4] = to_norm(-1000.0)  # air
+    img[:, 10:16, 10:16] = to_norm(40.0)  # a solid nodule
+    lab = np.zeros((1, 32, 32), np.float32)
+    lab[0, 10:16, 10:16] = 1
+    aug.set_random_state(seed=3)
+    out = aug({"image": img, "label": lab})
+    hu = out["image"].numpy() * 1500.0 - 1350.0
+    np.testing.assert_allclose(hu[:, 12, 12], -405.0, atol=1.0)  # halfway from +40 to -850 HU, on every channel
+    np.testing.assert_allclose(hu[:, 20, 20], -850.0, atol=0.5)  # aerated lung and air stay
+    np.testing.assert_allclose(hu[:, 20, 1], -1000.0, atol=0.5)
+    np.testing.assert_array_equal(out["label"], lab)
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 def test_every_augmentation_runs_and_is_reproducible(dims):
     cfg = AugmentConfig(elastic=1, rotate=1, flip_lr=1, scale=1, intensity_shift=1, noise=1, brightness=1, smooth=1,
-                        translate=1)
+                        translate=1, faint=1)
     aug = build_augmentation(cfg, dims=dims, lr_swap=(1, 2))
     shape = (1,) + (16,) * dims
     img = np.random.default_rng(0).random(shape, dtype=np.float32)

@@ -23,6 +23,7 @@ class AugmentConfig:
     brightness: float = 0.0
     smooth: float = 0.0
     translate: float = 0.0  # probability of an in-plane shift by up to translate_px (mirrored border)
+    faint: float = 0.0  # probability of fading everything denser than faint_pivot toward it (partial volume)
     crop: tuple | None = None  # (y, x): every training sample is a random window of this size (2D),
     # so what the crops were cut around (a nodule, at the centre of every LIDC crop) lands anywhere
     # in the input; a network trained only on centred crops learns where nodules are, not what
@@ -38,11 +39,17 @@ class AugmentConfig:
     brightness_factor: float = 0.1  # x * (1 + U(-f, f))
     smooth_sigma: tuple = (0.25, 1.0)
     translate_px: float = 32.0
+    # faint: x -> pivot + f * (x - pivot) above the pivot, f ~ U(faint_range), every channel alike. On
+    # a real 2.5 mm scan a 4 mm solid nodule reads ~-400 HU (partial volume) and ground glass
+    # -600..-800: a network that learnt solid nodules only does not propose them. 0.333 is -850 HU
+    # (aerated lung) in the lung window [-1350, 150]; f = 0.45 turns +40 HU into ~-450 HU.
+    faint_range: tuple = (0.45, 1.0)
+    faint_pivot: float = 0.333
 
     def any(self) -> bool:
         return bool(self.crop) or any(getattr(self, k) > 0 for k in ("elastic", "rotate", "flip_lr", "scale",
                                                                       "intensity_shift", "noise", "brightness",
-                                                                      "smooth", "translate"))
+                                                                      "smooth", "translate", "faint"))
 
 
 def _flip_lr_class():
@@ -73,6 +80,35 @@ def _flip_lr_class():
             return d
 
     return RandFlipLRd
+
+
+def _faint_class():
+    import torch
+    from monai.transforms import MapTransform, RandomizableTransform
+
+    class RandFaintd(RandomizableTransform, MapTransform):
+        """Fade everything denser than `pivot` toward it by one random factor (see AugmentConfig.faint)."""
+
+        def __init__(self, keys=("image",), prob: float = 0.5, factor_range=(0.45, 1.0), pivot: float = 0.333):
+            RandomizableTransform.__init__(self, prob)
+            MapTransform.__init__(self, keys)
+            self.factor_range, self.pivot, self.factor = tuple(factor_range), float(pivot), 1.0
+
+        def randomize(self, data=None):
+            super().randomize(None)
+            self.factor = self.R.uniform(*self.factor_range)
+
+        def __call__(self, data):
+            self.randomize()
+            if not self._do_transform:
+                return data
+            d = dict(data)
+            for k in self.keys:
+                x = torch.as_tensor(d[k])
+                d[k] = torch.where(x > self.pivot, self.pivot + self.factor * (x - self.pivot), x)
+            return d
+
+    return RandFaintd
 
 
 def build_augmentation(cfg: AugmentConfig, dims: int, lr_swap: tuple | None = None):
@@ -111,6 +147,8 @@ def build_augmentation(cfg: AugmentConfig, dims: int, lr_swap: tuple | None = No
         t.append(mt.RandScaleIntensityd("image", factors=cfg.brightness_factor, prob=cfg.brightness))
     if cfg.intensity_shift:
         t.append(mt.RandShiftIntensityd("image", offsets=cfg.shift, prob=cfg.intensity_shift))
+    if cfg.faint:
+        t.append(_faint_class()("image", prob=cfg.faint, factor_range=cfg.faint_range, pivot=cfg.faint_pivot))
     if cfg.noise:
         t.append(mt.RandGaussianNoised("image", std=cfg.noise_std, prob=cfg.noise))
     if cfg.crop:
