@@ -41,7 +41,8 @@ LIDC = ROOT.parent / "shared" / "data" / "whole_scans" / "LIDC-IDRI-0003"
 SIZE_BINS_MM = ((3, 6), (6, 10), (10, 20), (20, 31))
 # the inserted nodule's mean HU on the scan's grid (partial volume included: a 4 mm solid nodule on
 # 2.5 mm slices reads ~-400 HU): solid, faint/part-solid, ground glass
-DENSITY_BANDS_HU = (("solid >= -300 HU", -300, np.inf), ("-600..-300 HU", -600, -300), ("ground glass < -600 HU", -np.inf, -600))
+DENSITY_BANDS_HU = (("solid >= -300 HU", -300, np.inf), ("-600..-300 HU", -600, -300),
+                    ("ground glass < -600 HU", -np.inf, -600))
 MAX_DIAMETER_MM = 30.0
 
 
