@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 KEY_METRICS = ("dice", "iou", "hd95", "assd", "surface_dice", "recall", "precision")
 
+
 def evaluate(pred_dir: Path, ref_dir: Path, out_dir: Path, *extra: str) -> dict:
     cmd = [str(Path(sys.executable).with_name("lungseg")), "evaluate", str(pred_dir), str(ref_dir),
            "-o", str(out_dir), *extra]

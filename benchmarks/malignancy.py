@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("runs/classifiers"))
     ap.add_argument("--names", nargs="+", default=list(NAMES))
     ap.add_argument("--test", action="store_true", help="also score the test patients (once, for the final choice)")
-    ap.add_argument("--crop-hu", choices=sorted(CROP_HU), default="estimate",
+    ap.add_argument("--crop-hu", choices=list(CROP_HU), default="estimate",
                     help="the crops' HU: the fixed [-1000, 400] window, or each slice's own estimated scale "
                          "(lungseg.data.crop_hu), as on real CT")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "malignancy.json")

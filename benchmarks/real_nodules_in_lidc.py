@@ -125,7 +125,7 @@ def main() -> None:
         chunks = [order[i:i + args.per_scan] for i in range(0, len(order), args.per_scan)][:args.max_scans]
         placements += [(seed, rng, k, chunk) for k, chunk in enumerate(chunks)]
     for seed, rng, k, chunk in tqdm(placements, desc="scans"):
-        name = f"LIDC-IDRI-0003+{k}" if len(args.seed) == 1 else f"LIDC-IDRI-0003+{seed}:{k}"
+        tag = f"{k}" if len(args.seed) == 1 else f"{seed}:{k}"  # one seed keeps the names it always had
         hu = ct.array.copy()
         refs, avoid = list(own), [index_mm(f.center_mm) for f in own + ignored]
         picked = [pool[i] for i in chunk]
@@ -145,8 +145,7 @@ def main() -> None:
         result = lungseg.segment(ct.with_array(hu), model=model)
         preds = [Prediction(tuple(map(float, n["centroid_mm_lps"])), float(n["detection_score"]))
                  for n in result.report["nodules"]]
-        every.append(DetectionCase(name, refs, preds, list(ignored),
-                                   patient=f"scan-{k}" if len(args.seed) == 1 else f"scan-{seed}:{k}"))
+        every.append(DetectionCase(f"LIDC-IDRI-0003+{tag}", refs, preds, list(ignored), patient=f"scan-{tag}"))
         case = replace(every[-1], predictions=[p for p in preds if p.score >= op])  # the list at the operating point
         cases.append(case)
         scores = match_case(case).detection_scores
