@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io import CTImage
+from ..airways import remove_central_airways
 from ..postprocess import postprocess_labels
 from .output import SegmenterOutput
 from .runtimes.base import Runtime
@@ -138,6 +139,8 @@ class ModelSegmenter:
             labels = np.where(labels == 3, 3, split_left_right(labels == 1, ct)).astype(np.uint8)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
+            if ct.is_hu:
+                remove_central_airways(labels, ct.array, ct.spacing_zyx)
         return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
 
     # ---- internals ---------------------------------------------------------------------------
