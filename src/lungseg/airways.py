@@ -28,6 +28,7 @@ MAX_PIXEL_MM = 1.5  # coarser grids blur the bronchial wall into the lung: on im
 #                     pixels) 89 % of what the rule took was lung in the reference
 MIN_TUBE_ML = 0.2  # smaller dark specks outside the lungs are not the trachea or a bronchus
 MAX_INSIDE_ML = 12.0  # more dark lung than this joined to the airway is emphysema: leave it
+NOTHING = (np.zeros(0, np.intp),) * 3
 
 
 def central_airway_voxels(labels: np.ndarray, hu: np.ndarray, spacing_zyx, reach_mm: float = REACH_MM,
@@ -35,19 +36,19 @@ def central_airway_voxels(labels: np.ndarray, hu: np.ndarray, spacing_zyx, reach
     """Indices (z, y, x) of lung-labelled voxels that are central airway lumen or wall."""
     lungs = lung_voxels(labels)
     if labels.ndim != 3 or labels.shape[0] < 3 or min(spacing_zyx[1:]) > MAX_PIXEL_MM or not lungs.any():
-        return (np.zeros(0, np.intp),) * 3
+        return NOTHING
     sp = np.asarray(spacing_zyx, float)
     box = foreground_box(lungs, margin=4)
     lung, dark = lungs[box], hu[box] < LUMEN_HU
     tubes = _airway_tubes(dark & ~lung, lung, sp)
     if not tubes.any():
-        return (np.zeros(0, np.intp),) * 3
+        return NOTHING
     reach = np.ceil(reach_mm / sp).astype(int)
     near_tubes = tuple(slice(max(0, int(c.min()) - 1), int(c.max()) + 2) for c in np.nonzero(tubes))
     entry = np.nonzero(ndi.binary_dilation(tubes[near_tubes]) & lung[near_tubes])  # where the airway enters the lungs
     entry = tuple(c + s.start for c, s in zip(entry, near_tubes))
     if not len(entry[0]):
-        return (np.zeros(0, np.intp),) * 3
+        return NOTHING
     sub = tuple(slice(max(0, int(c.min()) - r), int(c.max()) + 1 + r) for c, r in zip(entry, reach))
     lung, tubes = lung[sub], tubes[sub]
     smooth = ndi.median_filter(hu[box][sub], size=(1, 3, 3))  # noise leaves no lung specks in the lumen
@@ -55,7 +56,7 @@ def central_airway_voxels(labels: np.ndarray, hu: np.ndarray, spacing_zyx, reach
     near = from_tube <= reach_mm
     lumen = _track(tubes, [(smooth < t) & near for t in (LOOSE_LUMEN_HU, LUMEN_HU)], sp) & lung
     if lumen.sum() * np.prod(sp) / 1000.0 > MAX_INSIDE_ML:
-        return (np.zeros(0, np.intp),) * 3
+        return NOTHING
     airway = lumen | tubes
     wall = (ndi.distance_transform_edt(~airway, sampling=sp) <= wall_mm) & lung & (from_tube <= reach_mm + wall_mm)
     left = lung & ~lumen & ~wall
