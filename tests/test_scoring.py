@@ -160,10 +160,10 @@ def test_training_script_writes_loadable_weights(tmp_path):
     out = tmp_path / "scorer.pt"
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "train_scorer.py"), "--train", str(tmp_path / "train.npz"),
                         "--val", str(tmp_path / "val.npz"), "--val-lidc", str(tmp_path / "val.npz"), "--out", str(out),
-                        "--epochs", "2", "--steps", "2", "--batch", "4"], capture_output=True, text=True)
+                        "--epochs", "2", "--steps", "2", "--batch", "4", "--faint", "0.5"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["validation"]["n_scans"] == 2 and len(meta["history"]) == 2
+    assert meta["validation"]["n_scans"] == 2 and len(meta["history"]) == 2 and meta["training"]["faint"] == 0.5
     assert all(0 < h["val_lidc_ap"] <= 1 for h in meta["history"])
     assert meta["validation"]["lidc_crops_average_precision"] == meta["history"][meta["validation"]["epoch"]]["val_lidc_ap"]
     from lungseg.inference.scoring import NetworkScorer
@@ -234,3 +234,23 @@ def test_report_gives_every_nodule_a_detection_score_and_says_what_it_means(lidc
         assert 0 <= nodule["detection_score"] <= 1
         if threshold is not None:
             assert nodule["detection_score"] >= threshold - 1e-3
+
+
+def test_faint_augmentation_fades_tissue_toward_aerated_lung_and_leaves_air_and_the_mask():
+    import torch
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from train_scorer import fade
+
+    from lungseg.inference.patches import normalise_hu
+
+    hu = np.array([-1000.0, -850.0, 40.0], np.float32)
+    x = torch.zeros((2, 2, 3, 1, 1))
+    x[:, 0, :, 0, 0] = torch.from_numpy(normalise_hu(hu))
+    x[:, 1] = 1.0
+    rng = np.random.default_rng(0)
+    faded = fade(x, rng, share=1.0, factor_range=(0.5, 0.5))
+    expected = normalise_hu(np.array([-1000.0, -850.0, -405.0]))  # 40 HU halfway to -850
+    np.testing.assert_allclose(faded[:, 0, :, 0, 0].numpy(), np.stack([expected, expected]), atol=1e-5)
+    assert torch.equal(faded[:, 1], x[:, 1])  # the candidate mask channel is left alone
+    assert torch.allclose(fade(x, rng, share=0.0), x, atol=1e-6)  # unfaded (up to rounding)
