@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import CTImage
 from ..airways import remove_central_airways
+from ..io import CTImage
 from ..postprocess import postprocess_labels
 from .output import SegmenterOutput
 from .runtimes.base import Runtime
