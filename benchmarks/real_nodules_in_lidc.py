@@ -17,6 +17,7 @@ Validation data throughout: the crops' validation patients (84; the 70/20/10 pat
 only, never against the pleura.
 
     .venv/bin/python benchmarks/real_nodules_in_lidc.py [--per-scan 8] [--seed 0 [1 2 ...]] [--every-candidate]
+        [--why-missed] [--scorer other.pt] [--nodule-checkpoint other.pt]
 Several seeds pool their placements (each seed places every nodule once more, elsewhere) and
 also give each seed's listed CPM: one seed's placements move the CPM by about +-0.02, so a
 difference between two models under ~0.04 needs three or more seeds (see the model card).
@@ -86,6 +87,11 @@ def main() -> None:
                          "fixed [-1000, 400] window of the results before that was found (solid nodules ~300 HU darker)")
     ap.add_argument("--every-candidate", action="store_true",
                     help="also score every candidate (operating point 0): the FROC beyond the operating point")
+    ap.add_argument("--scorer", type=Path, help="a candidate scorer to try instead of the shipped one (its own "
+                    "operating point)")
+    ap.add_argument("--why-missed", action="store_true",
+                    help="trace every placed nodule through the pipeline (lungseg.evaluation.missed): the stage that "
+                         "lost it, by size (one more nodule-network pass per copy)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_nodules_in_lidc.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "real_nodules_in_lidc.png")
     args = ap.parse_args()
@@ -104,6 +110,10 @@ def main() -> None:
 
     pool = nodule_pool("LIDC-IDRI-0003", args.crop_hu)
     model = DefaultSegmenter(low_confidence=False, classify=False)
+    if args.scorer:
+        from lungseg.inference.scoring import NetworkScorer
+
+        model.nodule.scorer = NetworkScorer(args.scorer)
     if args.nodule_checkpoint:  # the shipped scorer and operating point, another candidate network
         from lungseg.inference.candidates import NoduleSegmenter
         from lungseg.inference.pipeline import CANDIDATE_LUNG_MARGIN_MM
@@ -129,12 +139,15 @@ def main() -> None:
         hu = ct.array.copy()
         refs, avoid = list(own), [index_mm(f.center_mm) for f in own + ignored]
         picked = [pool[i] for i in chunk]
+        masks = {}  # nodule index -> its mask, for --why-missed
         for s, placed in zip(picked, move_nodules_in(hu, lungs, [(s.hu, s.mask, s.spacing_zyx) for s in picked],
                                                      ct.spacing_zyx, rng, avoid)):
             if placed is None:
                 nodules.append({"case": s.case_id, "seed": seed, "scan": k, "placed": False})
                 continue
             mask, centre = placed
+            if args.why_missed:
+                masks[len(nodules)] = mask
             d = diameter_mm(mask, sp)
             refs.append(Finding(world(centre), d))
             nodules.append({"case": s.case_id, "seed": seed, "scan": k, "placed": True, "diameter_mm": round(d, 2),
@@ -155,6 +168,8 @@ def main() -> None:
                 n["detection_score"] = float(scores[n["ref"]]) if np.isfinite(scores[n["ref"]]) else None
                 if best is not None:  # its best candidate's score, listed or not
                     n["candidate_score"] = float(best[n["ref"]]) if np.isfinite(best[n["ref"]]) else None
+        if masks:
+            trace(model, ct.with_array(hu), masks, nodules)
     lists = {"": cases, " [every candidate]": every} if args.every_candidate else {"": cases}
     rows = {f"real nodules in LIDC-IDRI-0003{which}, {name}": froc_bootstrap(c, n_boot=args.n_boot, min_diameter_mm=d)
             for which, c in lists.items() for name, d in (("all >= 3 mm", 0.0), (">= 10 mm", 10.0))}
@@ -173,15 +188,40 @@ def main() -> None:
     for b in by_size:
         print(f"{b['size']:>10} {b.get('density', 'all'):>24} {b['nodules']:>8} {b['listed']:>7.3f}" +
               (f" {b['any_candidate']:>14.3f}" if args.every_candidate else ""))
+    stages = None
+    if args.why_missed:
+        from lungseg.evaluation.missed import SHORT, STAGES, stages_by_size
+
+        stages = stages_by_size(placed, SIZE_BINS_MM)
+        print("\nwhere the placed nodules were lost (the first stage each failed; lungseg.evaluation.missed):")
+        print(f"{'size':>10} {'nodules':>8} " + " ".join(f"{SHORT[name]:>12}" for name in STAGES))
+        for r in stages:
+            print(f"{r['size']:>10} {r['nodules']:>8} " + " ".join(f"{r[name]:>12}" for name in STAGES))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": " ".join(["python benchmarks/real_nodules_in_lidc.py", *sys.argv[1:]]), "note": __doc__.split("\n\n")[0],
         "per_scan": args.per_scan, "crop_hu": args.crop_hu, "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
         "rows": {k: froc_to_json(v) for k, v in rows.items()}, "by_size": by_size,
-        "false_findings_per_scan": float(np.mean(fp)), "nodules": nodules}, indent=1))
+        "false_findings_per_scan": float(np.mean(fp)), **({"lost_at_stage": stages} if stages else {}),
+        "nodules": nodules}, indent=1))
     print(f"wrote {args.out}")
     render(shown, args.montage)
     print(f"wrote {args.montage}")
+
+
+def trace(model, scan, masks: dict, nodules: list[dict]) -> None:
+    """Record in each of this copy's placed nodules (index -> mask) the stage that lost it."""
+    from lungseg.evaluation.missed import candidate_id_map, trace_nodule
+    from lungseg.postprocess import min_nodule_size
+
+    lungs = model.lungs(scan).labels
+    probability = model.nodule.probability(scan, lungs)
+    found = model.nodule.find_candidates(scan, lungs)
+    ids = candidate_id_map(found, scan.shape)
+    for i, mask in masks.items():
+        n = nodules[i]
+        n.update(trace_nodule(mask, probability, ids, found, min_nodule_size(scan.spacing_zyx),
+                              model.nodule.scorer.min_inside, listed=n["detection_score"] is not None))
 
 
 def listed_by(placed: list[dict], every_candidate: bool) -> list[dict]:
