@@ -26,6 +26,7 @@ WALL_MM = 3.0
 MAX_TUBE_AREA_CM2 = 8.0  # the trachea and main bronchi in cross-section (carina included)
 MAX_PIXEL_MM = 1.5  # coarser grids blur the bronchial wall into the lung: on imlab3d id003 (3 mm
 #                     pixels) 89 % of what the rule took was lung in the reference
+CENTRAL_BAND = (0.25, 0.75)  # where in the lungs' box, left to right, the airway is looked for
 MIN_TUBE_ML = 0.2  # smaller dark specks outside the lungs are not the trachea or a bronchus
 MAX_INSIDE_ML = 12.0  # more dark lung than this joined to the airway is emphysema: leave it
 NOTHING = (np.zeros(0, np.intp),) * 3
@@ -39,12 +40,15 @@ def central_airway_voxels(labels: np.ndarray, hu: np.ndarray, spacing_zyx, reach
         return NOTHING
     sp = np.asarray(spacing_zyx, float)
     box = foreground_box(lungs, margin=4)
-    lung, dark = lungs[box], hu[box] < LUMEN_HU
-    tubes = _airway_tubes(dark & ~lung, lung, sp)
+    lung = lungs[box]
+    width = lung.shape[2]  # the trachea and main bronchi lie in the middle of the chest, left to right
+    band = slice(int(CENTRAL_BAND[0] * width), int(np.ceil(CENTRAL_BAND[1] * width)))
+    tubes = np.zeros_like(lung)
+    tubes[..., band] = _airway_tubes((hu[box][..., band] < LUMEN_HU) & ~lung[..., band], lung[..., band], sp)
     if not tubes.any():
         return NOTHING
     reach = np.ceil(reach_mm / sp).astype(int)
-    near_tubes = tuple(slice(max(0, int(c.min()) - 1), int(c.max()) + 2) for c in np.nonzero(tubes))
+    near_tubes = foreground_box(tubes, margin=1)
     entry = np.nonzero(ndi.binary_dilation(tubes[near_tubes]) & lung[near_tubes])  # where the airway enters the lungs
     entry = tuple(c + s.start for c, s in zip(entry, near_tubes))
     if not len(entry[0]):
