@@ -19,6 +19,8 @@ from scipy import ndimage as ndi
 from .postprocess import foreground_box, lung_voxels
 
 LUMEN_HU = -920.0  # the lumen of a large airway: air, darker than aerated lung (~ -850)
+TUBE_HU = -880.0  # the airway outside the lungs: on 2.5 mm slices the left main bronchus reads
+#                   -870..-900 HU (at -920 it was missed on LIDC-IDRI-0003)
 LOOSE_LUMEN_HU = -800.0  # a main bronchus on 2.5 mm slices reads -870..-900 (partial volume); walled by
 #                          the mediastinum it is still a tube at this level, in the lung it is not
 REACH_MM = 25.0  # how far into the lung labels the airway is followed from where it enters them
@@ -44,7 +46,7 @@ def central_airway_voxels(labels: np.ndarray, hu: np.ndarray, spacing_zyx, reach
     width = lung.shape[2]  # the trachea and main bronchi lie in the middle of the chest, left to right
     band = slice(int(CENTRAL_BAND[0] * width), int(np.ceil(CENTRAL_BAND[1] * width)))
     tubes = np.zeros_like(lung)
-    tubes[..., band] = _airway_tubes((hu[box][..., band] < LUMEN_HU) & ~lung[..., band], lung[..., band], sp)
+    tubes[..., band] = _airway_tubes((hu[box][..., band] < TUBE_HU) & ~lung[..., band], lung[..., band], sp)
     if not tubes.any():
         return NOTHING
     reach = np.ceil(reach_mm / sp).astype(int)
