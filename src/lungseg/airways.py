@@ -4,7 +4,7 @@ the hilum (seen on LIDC-IDRI-0003: the left main bronchus as left lung), and the
 then finds a "mass" in its wall. R231's convention leaves the trachea and the main bronchi out.
 
 The rule: the airway lumen that lies OUTSIDE the lungs (the trachea, the bronchi in the
-mediastinum) is followed slice by slice into the lung labels for up to `reach_mm`; that lumen and
+mediastinum: air, tube-like, in the middle of the chest) is followed slice by slice into the lung labels for up to `reach_mm`; that lumen and
 the lung labels within `wall_mm` of it (its wall) stop being lung, and so do small lung pieces
 this leaves cut off. The air outside the body is never such a tube. Emphysema is guarded against:
 a lumen that widens into dark lung stops the tracking, and more than a tube's volume is left
