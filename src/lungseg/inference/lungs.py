@@ -12,6 +12,7 @@ class LungStage:
         from .network import ModelSegmenter
 
         self.hu = ModelSegmenter.from_checkpoint(hu_checkpoint, crf=crf, **network_options)
+        self.hu.airways_out = False  # the pipeline takes them out after the nodule stage (pipeline.py)
         self._image_checkpoint = image_checkpoint
         self._options = network_options
         self._image = None

@@ -32,6 +32,7 @@ class ModelSegmenter:
         of <= 1.5 mm slices a 2D model without neighbour-slice context runs on every other slice
         (thin_slices.py)."""
         self.meta = meta
+        self.airways_out = True  # take the main bronchi out of the lungs (lungseg.airways) after post-processing
         pre = meta.get("preprocessing", {})
         if not isinstance(model, Runtime):
             from .runtimes import divisibility
@@ -139,7 +140,7 @@ class ModelSegmenter:
             labels = np.where(labels == 3, 3, split_left_right(labels == 1, ct)).astype(np.uint8)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
-            if ct.is_hu:
+            if ct.is_hu and self.airways_out:
                 remove_central_airways(labels, ct.array, ct.spacing_zyx)
         return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
 

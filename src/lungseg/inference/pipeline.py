@@ -95,9 +95,18 @@ class DefaultSegmenter:
         return self.lungs.image
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
+        out = self._with_nodules(ct, self.lungs(ct, postprocess=postprocess), postprocess)
+        if ct.is_hu and postprocess:
+            # last: the nodule stage learnt and was validated on lung masks that hold the main
+            # bronchi; cut from its mask, the hilum made a new false finding on a tumour phantom
+            from ..airways import remove_central_airways
+
+            remove_central_airways(out.labels, ct.array, ct.spacing_zyx)
+        return out
+
+    def _with_nodules(self, ct: CTImage, out: SegmenterOutput, postprocess: bool) -> SegmenterOutput:
         from .postprocessing import add_nodules
 
-        out = self.lungs(ct, postprocess=postprocess)
         if not ct.is_hu or self.nodule is None:
             return out
         if min(ct.spacing[:2]) > NODULE_MAX_PIXEL_MM:
