@@ -12,7 +12,6 @@ class LungStage:
         from .network import ModelSegmenter
 
         self.hu = ModelSegmenter.from_checkpoint(hu_checkpoint, crf=crf, **network_options)
-        self.hu.airways_out = False  # the pipeline takes them out after the nodule stage (pipeline.py)
         self._image_checkpoint = image_checkpoint
         self._options = network_options
         self._image = None
@@ -27,7 +26,7 @@ class LungStage:
 
     def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
         if ct.is_hu:
-            out = self.hu(ct, postprocess=postprocess)
+            out = self.hu(ct, postprocess=postprocess, airways_out=False)  # the pipeline does it last
             out.model = "default (lungs)"
             return out
         if self.image is None:

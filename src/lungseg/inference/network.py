@@ -32,7 +32,6 @@ class ModelSegmenter:
         of <= 1.5 mm slices a 2D model without neighbour-slice context runs on every other slice
         (thin_slices.py)."""
         self.meta = meta
-        self.airways_out = True  # take the main bronchi out of the lungs (lungseg.airways) after post-processing
         pre = meta.get("preprocessing", {})
         if not isinstance(model, Runtime):
             from .runtimes import divisibility
@@ -117,7 +116,9 @@ class ModelSegmenter:
             out[:, start:start + p.shape[0]] = p.transpose(1, 0, 2, 3)
         return out
 
-    def __call__(self, ct: CTImage, postprocess: bool = True) -> SegmenterOutput:
+    def __call__(self, ct: CTImage, postprocess: bool = True, airways_out: bool = True) -> SegmenterOutput:
+        """airways_out: after post-processing, take the main bronchi out of the lungs (lungseg.airways;
+        the default pipeline does it itself, after its nodule stage)."""
         lut = np.array([CLASS_TO_LABEL.get(c, 0) for c in self.classes], dtype=np.uint8)  # class -> label
         labels = np.empty(ct.shape, dtype=np.uint8)
         low = np.empty(ct.shape, dtype=bool) if self.low_confidence else None
@@ -140,7 +141,7 @@ class ModelSegmenter:
             labels = np.where(labels == 3, 3, split_left_right(labels == 1, ct)).astype(np.uint8)
         if postprocess:
             labels = postprocess_labels(labels, ct.spacing_zyx, hu=ct.array if ct.is_hu else None)
-            if ct.is_hu and self.airways_out:
+            if ct.is_hu and airways_out:
                 remove_central_airways(labels, ct.array, ct.spacing_zyx)
         return SegmenterOutput(labels, probs if self.keep_probabilities else None, low)
 
