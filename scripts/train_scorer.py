@@ -87,15 +87,14 @@ def augment(x: torch.Tensor, rng: np.random.Generator, intensity: bool = False, 
 def fade(x: torch.Tensor, rng: np.random.Generator, share: float, factor_range=(0.45, 1.0)) -> torch.Tensor:
     """Each patch with probability `share`: its CT channel above aerated lung (-850 HU) moved toward
     it by one factor drawn from factor_range (lungseg.data.augment's faint, in the scorer's HU scale)."""
+    from lungseg.data.augment import fade_toward
     from lungseg.inference.patches import normalise_hu
 
     pivot = float(normalise_hu(np.array([-850.0]))[0])
     n = x.shape[0]
     factor = np.where(rng.random(n) < share, rng.uniform(*factor_range, n), 1.0).astype(np.float32)
-    factor = torch.from_numpy(factor).view(n, 1, 1, 1)
     x = x.clone()
-    ct = x[:, 0]
-    x[:, 0] = torch.where(ct > pivot, pivot + factor * (ct - pivot), ct)
+    x[:, 0] = fade_toward(x[:, 0], pivot, torch.from_numpy(factor).view(n, 1, 1, 1))
     return x
 
 

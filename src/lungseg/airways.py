@@ -16,7 +16,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage as ndi
 
-from .postprocess import foreground_box, lung_voxels
+from .postprocess import at_faces, foreground_box, label, lung_voxels
 
 LUMEN_HU = -920.0  # the lumen of a large airway: air, darker than aerated lung (~ -850)
 TUBE_HU = -880.0  # the airway outside the lungs: on 2.5 mm slices the left main bronchus reads
@@ -129,11 +129,9 @@ def _track(seeds: np.ndarray, levels: list[np.ndarray], sp: np.ndarray) -> np.nd
 
 def _islands(lung: np.ndarray, sp: np.ndarray, max_ml: float = 2.0) -> np.ndarray:
     """Small lung pieces left wholly inside the region (a ring of wall cut off from its lung)."""
-    comps, n = cc3d.connected_components(lung, connectivity=6, return_N=True)
+    comps, n = label(lung)
     if n == 0:
         return np.zeros_like(lung)
-    small = np.bincount(comps.ravel(), minlength=n + 1) * np.prod(sp) / 1000.0 < max_ml
-    for axis in range(3):
-        small[np.take(comps, [0, -1], axis=axis)] = False
+    small = (np.bincount(comps.ravel(), minlength=n + 1) * np.prod(sp) / 1000.0 < max_ml) & ~at_faces(comps, n, range(3))
     small[0] = False
     return small[comps]

@@ -41,6 +41,14 @@ def label(mask: np.ndarray, inplane: bool = False) -> tuple[np.ndarray, int]:
     return cc3d.connected_components(mask, connectivity=4 if mask.ndim == 2 else 6, return_N=True)
 
 
+def at_faces(comps: np.ndarray, n: int, axes) -> np.ndarray:
+    """Per component id (0..n): whether it reaches the array's first or last plane along any of `axes`."""
+    reached = np.zeros(n + 1, dtype=bool)
+    for axis in axes:
+        reached[np.take(comps, [0, -1], axis=axis)] = True
+    return reached
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """Fill holes in every axial slice (vessels leave 2D holes near the hilum). This fills every 3D
     hole too: a 3D hole's cut through a slice is enclosed in that slice as well. Holes are the
@@ -48,9 +56,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     instead of binary_fill_holes' dilation to convergence, slice after slice."""
     mask = np.asarray(mask, dtype=bool)
     comps, n = label(~mask, inplane=True)
-    filled = np.ones(n + 1, dtype=bool)
-    for axis in (mask.ndim - 2, mask.ndim - 1):
-        filled[np.take(comps, [0, -1], axis=axis)] = False
+    filled = ~at_faces(comps, n, (mask.ndim - 2, mask.ndim - 1))
     filled[0] = True  # the mask itself
     return filled[comps]
 
@@ -300,9 +306,7 @@ def _add_dark_pockets(labels: np.ndarray, hu: np.ndarray, threshold_hu: float = 
     comps, n = label(dark)
     if n == 0:
         return 0, None
-    edge = np.zeros(n + 1, dtype=bool)
-    for axis in range(3):
-        edge[np.take(comps, [0, -1], axis=axis)] = True
+    edge = at_faces(comps, n, range(3))
     coords = voxels((comps > 0) & ~edge[comps])  # outside air, the big one, is out already
     ids = comps[coords]
     faces = np.zeros(n + 1)

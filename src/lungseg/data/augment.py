@@ -82,6 +82,14 @@ def _flip_lr_class():
     return RandFlipLRd
 
 
+def fade_toward(x, pivot: float, factor):
+    """Values above `pivot` moved toward it by `factor` (a number, or a tensor that broadcasts
+    against x); the rest kept (see AugmentConfig.faint)."""
+    import torch
+
+    return torch.where(x > pivot, pivot + factor * (x - pivot), x)
+
+
 def _faint_class():
     import torch
     from monai.transforms import MapTransform, RandomizableTransform
@@ -105,7 +113,7 @@ def _faint_class():
             d = dict(data)
             for k in self.keys:
                 x = torch.as_tensor(d[k])
-                d[k] = torch.where(x > self.pivot, self.pivot + self.factor * (x - self.pivot), x)
+                d[k] = fade_toward(x, self.pivot, self.factor)
             return d
 
     return RandFaintd
