@@ -27,3 +27,23 @@ def test_a_long_thin_slab_is_a_plate_and_a_ball_as_long_is_not():
     assert plate_like(cands, SPACING, keep).tolist() == [False, True, False, False]
     # only kept candidates are looked at
     assert not plate_like(cands, SPACING, np.array([False, False, True, True])).any()
+
+
+def test_a_thick_layer_is_a_plate_and_a_tumour_twice_as_long_as_wide_is_not():
+    z, y, x = np.indices((70, 130, 240))
+    zz, yy, xx = z * SPACING[0], y * SPACING[1], x * SPACING[2]
+    layer = (z >= 5) & (z < 25) & (y >= 10) & (y < 120) & (x >= 5) & (x < 115)  # 40 x 110 x 110 mm: thicker than 30
+    tumour = ((zz - 80) / 25) ** 2 + ((yy - 65) / 25) ** 2 + ((xx - 175) / 50) ** 2 <= 1  # 100 x 50 x 50 mm
+    cands = _candidates(layer, tumour)
+    assert plate_like(cands, SPACING, np.array([False, True, True])).tolist() == [False, True, False]
+
+
+def test_a_thin_ribbon_trailing_from_a_tumour_does_not_make_it_a_plate():
+    # a central tumour's candidate may run on along the mediastinum as a thin ribbon: without it
+    # cut off, the ribbon would make the tumour look four times as long as it is thick
+    z, y, x = np.indices((50, 110, 260))
+    zz, yy, xx = z * SPACING[0], y * SPACING[1], x * SPACING[2]
+    ball = (zz - 50) ** 2 + (yy - 55) ** 2 + (xx - 45) ** 2 <= 34 ** 2  # 68 mm across
+    ribbon = (zz >= 30) & (zz < 70) & (yy >= 52) & (yy < 58) & (xx >= 70) & (xx < 255)  # 6 mm thin, 185 mm long
+    cands = _candidates(ball | ribbon)
+    assert plate_like(cands, SPACING, np.array([False, True])).tolist() == [False, False]
