@@ -35,6 +35,7 @@ class Candidates:
     mean_probability: np.ndarray  # per component (index 0 unused)
     inside: np.ndarray  # per component: share of it inside the lung mask
     probability: np.ndarray | None = None  # each voxel's nodule probability
+    outer: np.ndarray | None = None  # per component: share of it outside the mediastinum and hila (_central_band)
 
     @property
     def count(self) -> int:
@@ -68,7 +69,8 @@ class NoduleSegmenter:
 
     def __init__(self, segmenter, threshold: float = 0.5, pixel_mm: float = TRAINING_PIXEL_MM,
                  min_mean_probability: float | None = None, min_inside: float | None = None, scorer=None,
-                 lung_margin_mm: float | None = None, outline: float | None = None):
+                 lung_margin_mm: float | None = None, outline: float | None = None,
+                 bite_mm: float | None = None, mass_ml: float = 4.2):
         if segmenter.runtime.graph_resizes:
             raise LungsegError("the nodule model must run on native-size crops: export it with --no-resize")
         self.segmenter = segmenter  # a ModelSegmenter whose classes include "nodule"
@@ -80,6 +82,9 @@ class NoduleSegmenter:
             **{k: v for k, v in dict(min_score=min_mean_probability, min_inside=min_inside).items() if v is not None})
         self.pixel_mm = pixel_mm
         self.lung_margin_mm = lung_margin_mm  # None: candidates anywhere in the lungs' box
+        # a mass (>= mass_ml) against the chest wall that the lung model left out of the lung: the
+        # lung with its in-plane bites up to bite_mm deep closed is where it may lie (None: never)
+        self.bite_mm, self.mass_ml = bite_mm, mass_ml
         self.name = segmenter.name
 
     @property
@@ -141,22 +146,40 @@ class NoduleSegmenter:
         if plan is None:
             return Candidates.empty()
         coords, ids, mean_p, inside, values = self.candidates(plan, lung_labels)
-        return Candidates(plan.box, coords, ids, mean_p, inside, values)
+        band = _central_band(plan.extents, plan.box_shape[2])
+        size = np.maximum(np.bincount(ids, minlength=len(mean_p)), 1)
+        outer = np.bincount(ids, weights=~band[coords[2]], minlength=len(mean_p)) / size
+        return Candidates(plan.box, coords, ids, mean_p, inside, values, outer)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),
         their component number (1..n), per component (index 0 unused) the mean probability
-        and the share of it inside the lung mask, and each voxel's probability."""
-        coords, values = self._candidate_voxels(plan)
+        and the share of it inside the lung mask, and each voxel's probability. A mass against
+        the chest wall that the lung mask left out (see bite_mm) also takes in the over-threshold
+        voxels of its lung's bite, and its share counts the bite as lung."""
+        found, found_values = self._candidate_voxels(plan)
+        labels_box = lung_labels[plan.box]
+        keep = np.ones(len(found_values), dtype=bool)
         if self.lung_margin_mm is not None:  # never let a candidate run on into the mediastinum
-            near = _near_lungs(lung_labels[plan.box], self.lung_margin_mm, plan.scan_spacing_yx)
-            keep = near[coords]
-            coords, values = tuple(c[keep] for c in coords), values[keep]
-        ids, n = label_voxels(coords, plan.box_shape)
-        size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
-        mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
-        inside = np.bincount(ids, weights=lung_voxels(lung_labels[plan.box][coords]), minlength=n + 1) / size
-        return coords, ids, mean_p, inside, values
+            keep = _near_lungs(labels_box, self.lung_margin_mm, plan.scan_spacing_yx)[found]
+        coords, values = tuple(c[keep] for c in found), found_values[keep]
+        ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
+        if not self.bite_mm:
+            return coords, ids, mean_p, inside, values
+        spacing_zyx = (plan.grid.spacing[2],) + tuple(plan.scan_spacing_yx)
+        mass_voxels = self.mass_ml * 1000.0 / float(np.prod(spacing_zyx))
+        band = _central_band(plan.extents, plan.box_shape[2])
+        outer = np.bincount(ids, weights=~band[coords[2]], minlength=len(size)) / size
+        masses = np.nonzero((size >= mass_voxels) & (inside < self.min_inside) & (outer >= 0.5))[0]
+        masses = masses[masses > 0]  # the rare candidate the lung mask's bites could matter to
+        if not len(masses):
+            return coords, ids, mean_p, inside, values
+        bites = _bites_around(coords, ids, masses, labels_box, band, self.bite_mm, spacing_zyx)
+        keep |= bites[found]  # found is in raster order, and so stays the union
+        coords, values = tuple(c[keep] for c in found), found_values[keep]
+        ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
+        closed = np.bincount(ids, weights=lung_voxels(labels_box[coords]) | bites[coords], minlength=len(size)) / size
+        return coords, ids, mean_p, np.where(size >= mass_voxels, closed, inside), values
 
     # ---- internals ---------------------------------------------------------------------------
     def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -247,6 +270,66 @@ def _near_lungs(lung_labels_box: np.ndarray, margin_mm: float, spacing_yx) -> np
     steps = max(1, int(round(margin_mm / min(spacing_yx))))
     # a square footprint is separable: the same mask as `steps` 3x3 dilations, in one pass per axis
     return ndi.maximum_filter(lung_voxels(lung_labels_box).view(np.uint8), size=(1, 2 * steps + 1, 2 * steps + 1)) > 0
+
+
+INNER_SHARE = 0.3  # the inner part of a lung's width, where its bites are the hilum's (see _bites_around)
+BITE_GRID_MM = 1.5
+
+
+def _components(coords, values, labels_box: np.ndarray, box_shape) -> tuple:
+    """(each voxel's component number, and per component (index 0 unused) its voxel count, mean
+    probability and share inside the lung mask)."""
+    ids, n = label_voxels(coords, box_shape)
+    size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
+    mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
+    inside = np.bincount(ids, weights=lung_voxels(labels_box[coords]), minlength=n + 1) / size
+    return ids, size, mean_p, inside
+
+
+def _bites_around(coords, ids, masses, labels_box: np.ndarray, band: np.ndarray, bite_mm: float,
+                  spacing_zyx) -> np.ndarray:
+    """Where, around each of the masses (component numbers), a lung closed in-plane by a disc of
+    bite_mm radius is not lung: the bite a mass against the chest wall makes when the lung model
+    leaves it out. Each lung is closed on its own, and outside the central band only (see
+    _central_band): the hilum is a bite of the lung too, but the tissue in it is the
+    mediastinum's, and a central tumour grown into it scored lower on validation phantoms."""
+    bites = np.zeros(labels_box.shape, dtype=bool)
+    # on a grid of about BITE_GRID_MM pixels: the bite is tens of mm, and the distance maps cost
+    step = [max(1, int(round(BITE_GRID_MM / s))) for s in spacing_zyx[1:]]
+    sampling = (1e6,) + tuple(s * k for s, k in zip(spacing_zyx[1:], step))  # in-plane distances only
+    pad = [0] + [int(np.ceil(2 * bite_mm / s)) for s in spacing_zyx[1:]]
+    for comp in masses:
+        at = [c[ids == comp] for c in coords]
+        box = tuple(slice(max(0, int(a.min()) - p), min(n_, int(a.max()) + p + 1))
+                    for a, p, n_ in zip(at, pad, labels_box.shape))
+        region = labels_box[box][:, ::step[0], ::step[1]]
+        closed = np.zeros(region.shape, dtype=bool)
+        for value in LUNGS:
+            own = region == value
+            if own.any():
+                grown = ndi.distance_transform_edt(~own, sampling=sampling) <= bite_mm
+                closed |= ndi.distance_transform_edt(grown, sampling=sampling) > bite_mm
+        shape = tuple(b.stop - b.start for b in box)
+        closed = np.repeat(np.repeat(closed, step[0], axis=1), step[1], axis=2)[:, :shape[1], :shape[2]]
+        bites[box] |= closed & ~lung_voxels(labels_box[box]) & ~band[box[2]][None, None, :]
+    return bites
+
+
+def _central_band(extents, width: int) -> np.ndarray:
+    """Per column (x) of the lungs' box: whether it lies in the central band, from INNER_SHARE of
+    one lung's width in from its inner (mediastinal) edge to the same point of the other lung:
+    the mediastinum and both hila. extents: the plan's per-lung (rows, columns) occupancy. With
+    one lung only there is no known inner side: no band."""
+    spans = []
+    for _, cols in extents:
+        x = np.nonzero(cols.any(axis=0))[0]
+        if not len(x):
+            return np.zeros(width, dtype=bool)
+        spans.append((int(x[0]), int(x[-1])))
+    (a0, a1), (b0, b1) = sorted(spans)  # the lung on the left of the box, the one on its right
+    lo, hi = a1 - INNER_SHARE * (a1 - a0), b0 + INNER_SHARE * (b1 - b0)
+    x = np.arange(width)
+    return (x > lo) & (x < hi)
 
 
 def _lung_windows(extents, start: int, stop: int, scale, size) -> list[tuple[int, int, int, int]]:

@@ -13,6 +13,7 @@ from .output import SegmenterOutput
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 mm pixels)
 CANDIDATE_LUNG_MARGIN_MM = 3.0  # candidates lie in the lung mask grown by this much (juxtapleural ones too)
+CHEST_WALL_BITE_MM = 20.0  # a mass may also lie in the lung's bites up to this deep (candidates.py)
 # the nodule network's voxel probability that starts a candidate: 0.3 rather than 0.5 lets faint
 # (ground-glass) nodules become candidates for the scorer to judge. Chosen on the first 12 copies of
 # benchmarks/real_nodules_in_lidc.py (seed 0, validation): every-candidate CPM 0.512 / 0.549 / 0.552
@@ -72,7 +73,7 @@ class DefaultSegmenter:
         self.nodule = NoduleSegmenter.from_checkpoint(NODULE, device=device, precision=nodule_precision(precision),
                                                       runtime=runtime, tta=tta, lung_margin_mm=CANDIDATE_LUNG_MARGIN_MM,
                                                       threshold=CANDIDATE_VOXEL_THRESHOLD,
-                                                      outline=NODULE_OUTLINE_THRESHOLD) \
+                                                      outline=NODULE_OUTLINE_THRESHOLD, bite_mm=CHEST_WALL_BITE_MM) \
             if nodules and NODULE.exists() else None
         if self.nodule is not None and (scorer == "network" or (scorer == "auto" and SCORER.exists())):
             from .scoring import NetworkScorer

@@ -47,9 +47,12 @@ class ProbabilityScorer(_OperatingPoint):
         return np.asarray(candidates.mean_probability, dtype=float)
 
 
+MASS_DIAMETER_FRACTION = 0.75  # of the patch's width: a 30 mm ball
+
 NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour: the mean "
                          "probability of the candidate scorer's 3D CNNs, which see a 40 mm patch around it, times "
-                         "the nodule network's mean probability over it; not a malignancy score")
+                         "the nodule network's mean probability over it (for a mass as big as a 30 mm ball or "
+                         "bigger, which fills the patch, that mean probability alone); not a malignancy score")
 
 
 class NetworkScorer(_OperatingPoint):
@@ -61,7 +64,8 @@ class NetworkScorer(_OperatingPoint):
     phantoms and LIDC-IDRI-0003 the product ranked nodules above false candidates better than
     either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs, or whose
     mean probability is below the operating point (the product cannot reach it) or that are
-    smaller than the smallest nodule post-processing keeps (3 mm), score 0.
+    smaller than the smallest nodule post-processing keeps (3 mm), score 0. A mass at least as big
+    as a 30 mm ball fills the patch; its score is the nodule network's mean probability alone.
     The operating point comes with the weights (chosen on validation phantoms, see its .json)."""
 
     name = "candidate-cnn"
@@ -97,7 +101,24 @@ class NetworkScorer(_OperatingPoint):
         for part, patches in iter_candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords,
                                                     candidates.ids, comps[comps > 0]):
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
+        scores[_wider_than_patch(candidates, ct.spacing_zyx)] = 1.0  # the patch sees only its inside
         return scores * mean_p
+
+
+def _wider_than_patch(candidates, spacing_zyx) -> np.ndarray:
+    """Per component: a mass at least as big as a ball of MASS_DIAMETER_FRACTION of the patch's
+    width, lying mostly outside the mediastinum and hila (Candidates.outer). Such a mass fills the
+    scorer's 40 mm patch, which then shows uniform soft tissue and none of the surroundings the
+    scorer judges by, so the nodule network's own mean probability alone scores it. At the hilum
+    the scorer keeps its say: the left pulmonary artery of LIDC-IDRI-0003 is an 11 mL candidate
+    with a mean probability of 0.86 that the scorer gives 0.15."""
+    from .patches import PATCH, PATCH_MM
+
+    ball = np.pi / 6 * (MASS_DIAMETER_FRACTION * PATCH * PATCH_MM) ** 3 / float(np.prod(spacing_zyx))
+    wide = np.bincount(candidates.ids, minlength=candidates.count + 1) >= ball
+    wide &= candidates.outer >= 0.5 if candidates.outer is not None else False
+    wide[0] = False
+    return wide
 
 
 def _patch_runner(weights, runtime: str):
