@@ -52,7 +52,8 @@ MASS_DIAMETER_FRACTION = 0.75  # of the patch's width: a 30 mm ball
 NETWORK_SCORE_MEANING = ("detection_score: 0-1, how likely the finding is a nodule or tumour: the mean "
                          "probability of the candidate scorer's 3D CNNs, which see a 40 mm patch around it, times "
                          "the nodule network's mean probability over it (for a mass as big as a 30 mm ball or "
-                         "bigger, which fills the patch, that mean probability alone); not a malignancy score")
+                         "bigger away from the mediastinum and hila, which fills the patch, that mean probability "
+                         "alone); not a malignancy score")
 
 
 class NetworkScorer(_OperatingPoint):
@@ -65,7 +66,8 @@ class NetworkScorer(_OperatingPoint):
     either alone, scripts/train_scorer.py). Candidates less than min_inside in the lungs, or whose
     mean probability is below the operating point (the product cannot reach it) or that are
     smaller than the smallest nodule post-processing keeps (3 mm), score 0. A mass at least as big
-    as a 30 mm ball fills the patch; its score is the nodule network's mean probability alone.
+    as a 30 mm ball away from the mediastinum and hila fills the patch; its score is the nodule
+    network's mean probability alone (see _wider_than_patch).
     The operating point comes with the weights (chosen on validation phantoms, see its .json)."""
 
     name = "candidate-cnn"
