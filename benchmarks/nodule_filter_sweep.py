@@ -43,7 +43,7 @@ def main() -> None:
         ct, truth = case.ct, case.labels == 3
         labels = lungs_model(ct).labels
         plan = finder._plan(ct, labels)
-        coords, ids, mean_p, inside, _ = finder.candidates(plan, labels)
+        coords, ids, mean_p, inside, *_ = finder.candidates(plan, labels)
         t_lab, n_true = ndi.label(truth, full)
         diam = [(6 * (t_lab == i).sum() * np.prod(ct.spacing_zyx) / np.pi) ** (1 / 3) for i in range(1, n_true + 1)]
         for t in THRESHOLDS:

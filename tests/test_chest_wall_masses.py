@@ -101,3 +101,22 @@ def test_no_bite_on_the_side_of_the_mediastinum():
     found = _finder(bite_mm=20.0).find_candidates(ct, lungs)
     k, _ = _mass_candidate(found, mass)
     assert found.inside[k] < 0.5
+
+
+def test_a_listed_mass_grows_by_3_mm_into_the_soft_tissue_it_touches_and_not_into_lung():
+    from lungseg.inference.candidates import _grown_masses
+
+    arr = np.full((30, 80, 80), -850.0, np.float32)  # lung, 1 mm voxels
+    z, y, x = np.mgrid[:30, :80, :80]
+    r2 = (z - 15) ** 2 + (y - 40) ** 2 + (x - 40) ** 2
+    arr[r2 <= 100] = 40  # a 20 mm mass
+    ct = CTImage.from_array(arr, spacing=(1.0, 1.0, 1.0))
+    listed = np.nonzero(r2 <= 64)  # drawn by the network at 16 mm only
+    ids = np.ones(len(listed[0]), np.intp)
+    for masses, covered in ((np.array([False, True]), 0.97), (np.array([False, False]), 0.0)):
+        voxels, scores = _grown_masses(ct, listed, np.full(len(ids), 0.9), ids, masses)
+        grown = np.zeros(arr.shape, bool)
+        grown[voxels] = True
+        assert (grown[r2 <= 100].mean() >= covered) if covered else grown.sum() == len(ids)
+        assert not grown[arr < -300].any()  # never into the lung
+        assert len(scores) == len(voxels[0]) and (scores == 0.9).all()

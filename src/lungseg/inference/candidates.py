@@ -36,6 +36,7 @@ class Candidates:
     inside: np.ndarray  # per component: share of it inside the lung mask
     probability: np.ndarray | None = None  # each voxel's nodule probability
     outer: np.ndarray | None = None  # per component: share of it outside the mediastinum and hila (_central_band)
+    bitten: np.ndarray | None = None  # per component: a mass that took in its lung's bite (see candidates)
 
     @property
     def count(self) -> int:
@@ -138,25 +139,29 @@ class NoduleSegmenter:
         keep = self.scorer.keep(found, scores)
         keep &= ~plate_like(found, ct.spacing_zyx, keep)  # effusions, consolidations: not tumours
         sel = found.selection(keep, self.outline, min_nodule_size(ct.spacing_zyx))
-        return found.voxels(sel), scores[found.ids[sel]] if found.count else np.zeros(0)
+        voxels, voxel_scores = found.voxels(sel), scores[found.ids[sel]] if found.count else np.zeros(0)
+        if found.bitten is not None and (keep & found.bitten).any():
+            voxels, voxel_scores = _grown_masses(ct, voxels, voxel_scores, found.ids[sel], keep & found.bitten)
+        return voxels, voxel_scores
 
     def find_candidates(self, ct: CTImage, lung_labels: np.ndarray) -> Candidates:
         """Every candidate component before scoring."""
         plan = self._plan(ct, lung_labels)
         if plan is None:
             return Candidates.empty()
-        coords, ids, mean_p, inside, values = self.candidates(plan, lung_labels)
+        coords, ids, mean_p, inside, values, bitten = self.candidates(plan, lung_labels)
         band = _central_band(plan.extents, plan.box_shape[2])
         size = np.maximum(np.bincount(ids, minlength=len(mean_p)), 1)
         outer = np.bincount(ids, weights=~band[coords[2]], minlength=len(mean_p)) / size
-        return Candidates(plan.box, coords, ids, mean_p, inside, values, outer)
+        return Candidates(plan.box, coords, ids, mean_p, inside, values, outer, bitten)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),
         their component number (1..n), per component (index 0 unused) the mean probability
-        and the share of it inside the lung mask, and each voxel's probability. A mass against
-        the chest wall that the lung mask left out (see bite_mm) also takes in the over-threshold
-        voxels of its lung's bite, and its share counts the bite as lung."""
+        and the share of it inside the lung mask, each voxel's probability, and per component
+        whether it is a mass against the chest wall that the lung mask left out (see bite_mm): it
+        also takes in the over-threshold voxels of its lung's bite, and its share counts the bite
+        as lung."""
         found, found_values = self._candidate_voxels(plan)
         labels_box = lung_labels[plan.box]
         keep = np.ones(len(found_values), dtype=bool)
@@ -164,8 +169,9 @@ class NoduleSegmenter:
             keep = _near_lungs(labels_box, self.lung_margin_mm, plan.scan_spacing_yx)[found]
         coords, values = tuple(c[keep] for c in found), found_values[keep]
         ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
+        none = np.zeros(len(size), dtype=bool)
         if not self.bite_mm:
-            return coords, ids, mean_p, inside, values
+            return coords, ids, mean_p, inside, values, none
         spacing_zyx = (plan.grid.spacing[2],) + tuple(plan.scan_spacing_yx)
         mass_voxels = self.mass_ml * 1000.0 / float(np.prod(spacing_zyx))
         band = _central_band(plan.extents, plan.box_shape[2])
@@ -173,13 +179,14 @@ class NoduleSegmenter:
         masses = np.nonzero((size >= mass_voxels) & (inside < self.min_inside) & (outer >= 0.5))[0]
         masses = masses[masses > 0]  # the rare candidate the lung mask's bites could matter to
         if not len(masses):
-            return coords, ids, mean_p, inside, values
+            return coords, ids, mean_p, inside, values, none
         bites = _bites_around(coords, ids, masses, labels_box, band, self.bite_mm, spacing_zyx)
         keep |= bites[found]  # found is in raster order, and so stays the union
         coords, values = tuple(c[keep] for c in found), found_values[keep]
         ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
         closed = np.bincount(ids, weights=lung_voxels(labels_box[coords]) | bites[coords], minlength=len(size)) / size
-        return coords, ids, mean_p, np.where(size >= mass_voxels, closed, inside), values
+        bitten = (size >= mass_voxels) & (np.bincount(ids, weights=bites[coords], minlength=len(size)) > 0)
+        return coords, ids, mean_p, np.where(bitten, closed, inside), values, bitten
 
     # ---- internals ---------------------------------------------------------------------------
     def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -313,6 +320,37 @@ def _bites_around(coords, ids, masses, labels_box: np.ndarray, band: np.ndarray,
         closed = np.repeat(np.repeat(closed, step[0], axis=1), step[1], axis=2)[:, :shape[1], :shape[2]]
         bites[box] |= closed & ~lung_voxels(labels_box[box]) & ~band[box[2]][None, None, :]
     return bites
+
+
+MASS_GROW_MM = 3.0
+SOFT_TISSUE_HU = -300.0
+
+
+def _grown_masses(ct: CTImage, voxels, voxel_scores, voxel_ids, masses: np.ndarray):
+    """The listed voxels, each listed mass of `masses` (per component) grown by up to MASS_GROW_MM
+    into the soft tissue (> SOFT_TISSUE_HU) it touches. A pleural-based mass the lung model left
+    out is one the nodule network marks only in part too (an 18 mL one inserted into
+    LIDC-IDRI-0003: 61 % of it over 0.3); grown, its label-3 Dice went 0.48 -> 0.66 and a 34 mL
+    one's 0.69 -> 0.89 (validation; 6 and 10 mm grew into the chest wall)."""
+    grown_parts = [tuple(voxels)]
+    score_parts = [voxel_scores]
+    spacing = np.asarray(ct.spacing_zyx, dtype=float)
+    pad = np.ceil(MASS_GROW_MM / spacing).astype(int) + 1
+    for comp in np.nonzero(masses)[0]:
+        at = voxel_ids == comp
+        pts = np.stack([v[at] for v in voxels], axis=1)
+        lo, hi = np.maximum(pts.min(0) - pad, 0), np.minimum(pts.max(0) + pad + 1, ct.shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        mass = np.zeros(tuple(hi - lo), dtype=bool)
+        mass[tuple((pts - lo).T)] = True
+        zone = ndi.distance_transform_edt(~mass, sampling=spacing) <= MASS_GROW_MM
+        pieces, _ = ndi.label(zone & (ct.array[box] > SOFT_TISSUE_HU))
+        touching = np.unique(pieces[mass])
+        added = np.isin(pieces, touching[touching > 0]) & ~mass
+        new = np.nonzero(added)
+        grown_parts.append(tuple(c + a for c, a in zip(new, lo)))
+        score_parts.append(np.full(len(new[0]), voxel_scores[at][0]))
+    return tuple(np.concatenate(c) for c in zip(*grown_parts)), np.concatenate(score_parts)
 
 
 def _central_band(extents, width: int) -> np.ndarray:
