@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from ..errors import LungsegError
 from ..io import CTImage
-from ..postprocess import LUNGS, label_voxels, lung_voxels, min_nodule_size, voxels
+from ..postprocess import LUNGS, label, label_voxels, lung_voxels, min_nodule_size, voxels
 from .plates import plate_like
 from .scoring import ProbabilityScorer
 
@@ -149,17 +149,14 @@ class NoduleSegmenter:
         plan = self._plan(ct, lung_labels)
         if plan is None:
             return Candidates.empty()
-        coords, ids, mean_p, inside, values, bitten = self.candidates(plan, lung_labels)
-        band = _central_band(plan.extents, plan.box_shape[2])
-        size = np.maximum(np.bincount(ids, minlength=len(mean_p)), 1)
-        outer = np.bincount(ids, weights=~band[coords[2]], minlength=len(mean_p)) / size
+        coords, ids, mean_p, inside, values, outer, bitten = self.candidates(plan, lung_labels)
         return Candidates(plan.box, coords, ids, mean_p, inside, values, outer, bitten)
 
     def candidates(self, plan: "_Plan", lung_labels: np.ndarray) -> tuple:
         """The candidate components before the filter: box voxels over the threshold (z, y, x),
         their component number (1..n), per component (index 0 unused) the mean probability
         and the share of it inside the lung mask, each voxel's probability, and per component
-        whether it is a mass against the chest wall that the lung mask left out (see bite_mm): it
+        the share of it outside the mediastinum and hila (_central_band) and whether it is a mass against the chest wall that the lung mask left out (see bite_mm): it
         also takes in the over-threshold voxels of its lung's bite, and its share counts the bite
         as lung."""
         found, found_values = self._candidate_voxels(plan)
@@ -168,25 +165,24 @@ class NoduleSegmenter:
         if self.lung_margin_mm is not None:  # never let a candidate run on into the mediastinum
             keep = _near_lungs(labels_box, self.lung_margin_mm, plan.scan_spacing_yx)[found]
         coords, values = tuple(c[keep] for c in found), found_values[keep]
-        ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
+        band = _central_band(plan.extents, plan.box_shape[2])
+        ids, size, mean_p, inside, outer = _components(coords, values, labels_box, band, plan.box_shape)
         none = np.zeros(len(size), dtype=bool)
         if not self.bite_mm:
-            return coords, ids, mean_p, inside, values, none
+            return coords, ids, mean_p, inside, values, outer, none
         spacing_zyx = (plan.grid.spacing[2],) + tuple(plan.scan_spacing_yx)
         mass_voxels = self.mass_ml * 1000.0 / float(np.prod(spacing_zyx))
-        band = _central_band(plan.extents, plan.box_shape[2])
-        outer = np.bincount(ids, weights=~band[coords[2]], minlength=len(size)) / size
         masses = np.nonzero((size >= mass_voxels) & (inside < self.min_inside) & (outer >= 0.5))[0]
         masses = masses[masses > 0]  # the rare candidate the lung mask's bites could matter to
         if not len(masses):
-            return coords, ids, mean_p, inside, values, none
+            return coords, ids, mean_p, inside, values, outer, none
         bites = _bites_around(coords, ids, masses, labels_box, band, self.bite_mm, spacing_zyx)
         keep |= bites[found]  # found is in raster order, and so stays the union
         coords, values = tuple(c[keep] for c in found), found_values[keep]
-        ids, size, mean_p, inside = _components(coords, values, labels_box, plan.box_shape)
+        ids, size, mean_p, inside, outer = _components(coords, values, labels_box, band, plan.box_shape)
         closed = np.bincount(ids, weights=lung_voxels(labels_box[coords]) | bites[coords], minlength=len(size)) / size
         bitten = (size >= mass_voxels) & (np.bincount(ids, weights=bites[coords], minlength=len(size)) > 0)
-        return coords, ids, mean_p, np.where(bitten, closed, inside), values, bitten
+        return coords, ids, mean_p, np.where(bitten, closed, inside), values, outer, bitten
 
     # ---- internals ---------------------------------------------------------------------------
     def _candidate_voxels(self, plan: "_Plan") -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -283,14 +279,15 @@ INNER_SHARE = 0.3  # the inner part of a lung's width, where its bites are the h
 BITE_GRID_MM = 1.5
 
 
-def _components(coords, values, labels_box: np.ndarray, box_shape) -> tuple:
+def _components(coords, values, labels_box: np.ndarray, band: np.ndarray, box_shape) -> tuple:
     """(each voxel's component number, and per component (index 0 unused) its voxel count, mean
-    probability and share inside the lung mask)."""
+    probability, share inside the lung mask and share outside the central band)."""
     ids, n = label_voxels(coords, box_shape)
     size = np.maximum(np.bincount(ids, minlength=n + 1), 1)
     mean_p = np.bincount(ids, weights=values, minlength=n + 1) / size
     inside = np.bincount(ids, weights=lung_voxels(labels_box[coords]), minlength=n + 1) / size
-    return ids, size, mean_p, inside
+    outer = np.bincount(ids, weights=~band[coords[2]], minlength=n + 1) / size
+    return ids, size, mean_p, inside, outer
 
 
 def _bites_around(coords, ids, masses, labels_box: np.ndarray, band: np.ndarray, bite_mm: float,
@@ -344,7 +341,7 @@ def _grown_masses(ct: CTImage, voxels, voxel_scores, voxel_ids, masses: np.ndarr
         mass = np.zeros(tuple(hi - lo), dtype=bool)
         mass[tuple((pts - lo).T)] = True
         zone = ndi.distance_transform_edt(~mass, sampling=spacing) <= MASS_GROW_MM
-        pieces, _ = ndi.label(zone & (ct.array[box] > SOFT_TISSUE_HU))
+        pieces, _ = label(zone & (ct.array[box] > SOFT_TISSUE_HU))
         touching = np.unique(pieces[mass])
         added = np.isin(pieces, touching[touching > 0]) & ~mass
         new = np.nonzero(added)
