@@ -17,7 +17,7 @@ Validation data throughout: the crops' validation patients (84; the 70/20/10 pat
 only, never against the pleura.
 
     .venv/bin/python benchmarks/real_nodules_in_lidc.py [--per-scan 8] [--seed 0 [1 2 ...]] [--every-candidate]
-        [--why-missed] [--scorer other.pt] [--nodule-checkpoint other.pt]
+        [--why-missed] [--scorer other.pt] [--nodule-checkpoint other.pt] [--slice-mm 1.25|5]
 Several seeds pool their placements (each seed places every nodule once more, elsewhere) and
 also give each seed's listed CPM: one seed's placements move the CPM by about +-0.02, so a
 difference between two models under ~0.04 needs three or more seeds (see the model card).
@@ -73,6 +73,7 @@ def main() -> None:
     from lungseg.inference.pipeline import DefaultSegmenter
     from lungseg.io import read_ct
     from lungseg.synth.insertion.real_nodule import move_nodules_in
+    from lungseg.synth.reslice import reslice
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-scan", type=int, default=8)
@@ -92,9 +93,13 @@ def main() -> None:
     ap.add_argument("--why-missed", action="store_true",
                     help="trace every placed nodule through the pipeline (lungseg.evaluation.missed): the stage that "
                          "lost it, by size (one more nodule-network pass per copy)")
+    ap.add_argument("--slice-mm", type=float, help="reconstruct each copy at this slice thickness and spacing "
+                    "after the nodules are placed (lungseg.synth.reslice; default: the scan's own 2.5 mm)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_nodules_in_lidc.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "real_nodules_in_lidc.png")
     args = ap.parse_args()
+    if args.why_missed and args.slice_mm:
+        ap.error("--why-missed traces the nodules on the scan's own slices: leave out --slice-mm")
     t0 = time.perf_counter()
     ct = read_ct(LIDC / "LIDC-IDRI-0003.zip")
     img = ct.to_sitk()
@@ -155,7 +160,8 @@ def main() -> None:
             size_bin = next((b for b in SIZE_BINS_MM if b[0] <= d < b[1]), None)
             if sum(1 for item in shown if item[4] == size_bin) < 2:  # two of each size in the picture
                 shown.append((hu[int(round(centre[0]))].copy(), centre, d, s.case_id, size_bin))
-        result = lungseg.segment(ct.with_array(hu), model=model)
+        scan = ct.with_array(hu) if args.slice_mm is None else reslice(ct.with_array(hu), args.slice_mm)
+        result = lungseg.segment(scan, model=model)
         preds = [Prediction(tuple(map(float, n["centroid_mm_lps"])), float(n["detection_score"]))
                  for n in result.report["nodules"]]
         every.append(DetectionCase(f"LIDC-IDRI-0003+{tag}", refs, preds, list(ignored), patient=f"scan-{tag}"))
@@ -200,7 +206,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": " ".join(["python benchmarks/real_nodules_in_lidc.py", *sys.argv[1:]]), "note": __doc__.split("\n\n")[0],
-        "per_scan": args.per_scan, "crop_hu": args.crop_hu, "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
+        "per_scan": args.per_scan, "crop_hu": args.crop_hu, "slice_mm": args.slice_mm or ct.spacing_zyx[0], "seed": args.seed[0] if len(args.seed) == 1 else args.seed, "operating_point": op, "total_s": round(time.perf_counter() - t0),
         "rows": {k: froc_to_json(v) for k, v in rows.items()}, "by_size": by_size,
         "false_findings_per_scan": float(np.mean(fp)), **({"lost_at_stage": stages} if stages else {}),
         "nodules": nodules}, indent=1))
