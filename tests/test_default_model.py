@@ -369,3 +369,16 @@ def test_nodule_voxels_gathered_window_by_window_equal_the_thresholded_probabili
     np.testing.assert_array_equal(values, prob[expected])
     found = finder(ct, lungs)
     assert found[6, 31, 51] and found.sum() <= len(expected[0])
+
+
+@needs_weights
+def test_thick_slices_come_with_a_note_on_the_nodule_list(default):
+    from lungseg.io import read_ct
+    from lungseg.samples import SAMPLE_NODULE_CT
+    from lungseg.synth.reslice import reslice
+
+    ct = read_ct(SAMPLE_NODULE_CT)  # LIDC-IDRI-0003, 2.5 mm slices
+    thick = default(reslice(ct, 5.0))
+    assert any("slices are 5.0 mm apart" in n and "validated on <= 2.5 mm" in n for n in thick.notes)
+    assert (thick.labels == 3).any()  # a note, not a refusal: the 28 mm nodule is still there
+    assert not any("mm apart" in n for n in default(ct).notes)
