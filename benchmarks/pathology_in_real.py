@@ -18,7 +18,9 @@ from the j-th of n strata of its range.
 
 Grids: "native" is the volume as stored (the nodule stage does not run on pixels > 1.5 mm, so
 no label 3 there); "1.0mm" resamples each slice to 1 mm pixels (image linear, labels nearest)
-so that the nodule stage runs and label 3 can appear.
+so that the nodule stage runs and label 3 can appear; "z5" rebuilds the volume as 5 mm slices
+(any thickness after the z: lungseg.synth.reslice, slab means; labels and lesion where their slab
+share is >= 0.5), as a thick-slice reconstruction of the same patient.
 
     .venv/bin/python benchmarks/pathology_in_real.py [--repeats 3] [--grids native 1.0] [--no-montage]
     .venv/bin/python benchmarks/pathology_in_real.py --volumes lidc-0003 --grids native \
@@ -91,9 +93,12 @@ def volumes(names=VOLUMES[:2]):
 
 
 def to_grid(hu, labels, lesion, spacing_zyx, pixel_mm):
-    """In-plane resampling to `pixel_mm` pixels (None: unchanged). Returns arrays and spacing (z,y,x)."""
+    """In-plane resampling to `pixel_mm` pixels (None: unchanged; "zT": T mm slices instead).
+    Returns arrays and spacing (z,y,x)."""
     if pixel_mm is None:
         return hu, labels, lesion, spacing_zyx
+    if isinstance(pixel_mm, str):
+        return to_slices(hu, labels, lesion, spacing_zyx, float(pixel_mm[1:]))
     from scipy import ndimage as ndi
 
     f = [1.0] + [s / pixel_mm for s in spacing_zyx[1:]]
@@ -102,6 +107,21 @@ def to_grid(hu, labels, lesion, spacing_zyx, pixel_mm):
     les2 = ndi.zoom(lesion.astype(np.uint8), f, order=0, grid_mode=True, mode="nearest").astype(bool)
     sp = (spacing_zyx[0],) + tuple(s * n / m for s, n, m in zip(spacing_zyx[1:], hu.shape[1:], hu2.shape[1:]))
     return hu2, lab2, les2, sp
+
+
+def to_slices(hu, labels, lesion, spacing_zyx, slice_mm):
+    """The volume rebuilt as `slice_mm` slices (slab means); masks where their slab share is >= 0.5."""
+    from lungseg.io import CTImage
+    from lungseg.synth.reslice import reslice
+
+    def slabs(array):
+        return reslice(CTImage.from_array(array.astype(np.float32), spacing=tuple(reversed(spacing_zyx))), slice_mm)
+
+    hu2 = slabs(hu)
+    labels2 = np.zeros(hu2.shape, np.uint8)
+    for value in (1, 2):
+        labels2[slabs(labels == value).array >= 0.5] = value
+    return hu2.array, labels2, slabs(lesion).array >= 0.5, hu2.spacing_zyx
 
 
 def segment(segmenter, hu, spacing_zyx):
@@ -119,15 +139,15 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3, help="lesions of each kind per volume")
-    ap.add_argument("--grids", nargs="+", default=["native", "1.0"], help="'native' and/or in-plane pixel sizes (mm)")
+    ap.add_argument("--grids", nargs="+", default=["native", "1.0"], help="'native', in-plane pixel sizes (mm) and/or 'zT' (T mm slices)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pathology_in_real.json")
     ap.add_argument("--montage", type=Path, default=ROOT / "docs" / "pathology_in_real.png")
     ap.add_argument("--no-montage", action="store_true")
     ap.add_argument("--volumes", nargs="+", default=list(VOLUMES[:2]), choices=VOLUMES)
     ap.add_argument("--lung-checkpoint", type=Path, help="a lung checkpoint to try instead of the shipped one (torch)")
     args = ap.parse_args()
-    grids = [None if g == "native" else float(g) for g in args.grids]
-    gname = lambda g: "native" if g is None else f"{g:g}mm"  # noqa: E731
+    grids = [None if g == "native" else g if g.startswith("z") else float(g) for g in args.grids]
+    gname = lambda g: "native" if g is None else f"{g[1:]}mm-slices" if isinstance(g, str) else f"{g:g}mm"  # noqa: E731
     t_start = time.perf_counter()
     segmenter = DefaultSegmenter(low_confidence=False)
     if args.lung_checkpoint:
@@ -266,10 +286,11 @@ def render_montage(keep, path: Path, grids, gname):
         if fine is not None and (vid, kind, gname(fine)) in keep:
             _, _, les2, pred2, h2 = keep[(vid, kind, gname(fine))]
             ax = axes[3, col]
-            ax.imshow(h2[z], cmap="gray", vmin=-1000, vmax=300, interpolation="nearest")
-            ax.imshow(pred2[z], cmap=cmap, vmin=0, vmax=3, interpolation="nearest")
-            ax.contour(les2[z], levels=[0.5], colors="yellow", linewidths=0.9)
-            ax.set_title(f"prediction on {gname(fine)} pixels", fontsize=9)
+            z2 = z if les2.shape[0] == lesion.shape[0] else int(np.argmax(les2.sum(axis=(1, 2))))  # thick slices
+            ax.imshow(h2[z2], cmap="gray", vmin=-1000, vmax=300, interpolation="nearest")
+            ax.imshow(pred2[z2], cmap=cmap, vmin=0, vmax=3, interpolation="nearest")
+            ax.contour(les2[z2], levels=[0.5], colors="yellow", linewidths=0.9)
+            ax.set_title(f"prediction on the {gname(fine)} grid", fontsize=9)
             ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

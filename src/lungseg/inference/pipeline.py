@@ -14,7 +14,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 NODULE_MAX_PIXEL_MM = 1.5  # the nodule model learnt on thin-slice crops (~0.7 mm pixels)
 # slices thicker than this: the nodule list comes with a note (validated on 1.25-2.5 mm; on 3.75 and
 # 5 mm reconstructions of the real LIDC-IDRI-0003 it found fewer nodules and listed 1-2 false ones
-# per scan: benchmarks/real_nodules_in_lidc.py --slice-mm, see the model card)
+# per scan, and at 5 mm lost inserted tumours: benchmarks/real_nodules_in_lidc.py --slice-mm,
+# benchmarks/pathology_in_real.py --grids z5; see the model card)
 THICK_SLICE_MM = 3.0
 CANDIDATE_LUNG_MARGIN_MM = 3.0  # candidates lie in the lung mask grown by this much (juxtapleural ones too)
 CHEST_WALL_BITE_MM = 20.0  # a mass may also lie in the lung's bites up to this deep (candidates.py)
@@ -120,7 +121,8 @@ class DefaultSegmenter:
             return out
         if ct.spacing_zyx[0] > THICK_SLICE_MM:
             out.notes.append(f"slices are {ct.spacing_zyx[0]:.1f} mm apart: the nodule list was validated on <= 2.5 mm "
-                             f"slices; on thicker ones it misses more small nodules and lists more false ones")
+                             f"slices; on thicker ones it misses more small nodules, lists more false ones and may miss or "
+                             f"draw only part of a large tumour")
         voxels, scores = self.nodule.find_scored(ct, out.labels)
         out.labels, out.nodule_voxels, out.nodule_voxel_scores = add_nodules(
             out.labels, voxels, scores, ct.spacing_zyx, postprocess)
