@@ -120,3 +120,18 @@ def test_a_listed_mass_grows_by_3_mm_into_the_soft_tissue_it_touches_and_not_int
         assert (grown[r2 <= 100].mean() >= covered) if covered else grown.sum() == len(ids)
         assert not grown[arr < -300].any()  # never into the lung
         assert len(scores) == len(voxels[0]) and (scores == 0.9).all()
+
+
+def test_a_mass_partly_left_out_takes_its_bite_even_when_it_passes_the_in_lung_gate():
+    # on thick slices the network marks less of such a mass: its candidate can be just over half in
+    # the lung mask, pass the gate, and still be a mass the lung model left partly out
+    ct, lungs, mass = _chest_with_a_mass_the_lungs_left_out()
+    z, y, x = np.mgrid[:24, :128, :128]
+    lungs[mass & (x >= 27)] = 1  # the lung model kept its inner part
+    plain = _finder().find_candidates(ct, lungs)
+    k, _ = _mass_candidate(plain, mass)
+    assert 0.5 <= plain.inside[k] < 0.75
+    bites = _finder(bite_mm=20.0).find_candidates(ct, lungs)
+    k, on = _mass_candidate(bites, mass)
+    assert bites.bitten[k] and bites.inside[k] >= 0.9
+    assert on[k] >= 0.9 * mass.sum()
