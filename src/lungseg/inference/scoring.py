@@ -99,11 +99,12 @@ class NetworkScorer(_OperatingPoint):
         # operating point of 0, which scores them all); nor is one that post-processing would
         # drop as smaller than a 3 mm nodule (half of those left on a real scan)
         big = np.bincount(candidates.ids, minlength=candidates.count + 1) >= min_nodule_size(ct.spacing)
-        comps = np.nonzero((candidates.inside >= self.min_inside) & (mean_p >= self.min_score) & big)[0]
+        wide = _wider_than_patch(candidates, ct.spacing_zyx)  # the patch would see only its inside
+        comps = np.nonzero((candidates.inside >= self.min_inside) & (mean_p >= self.min_score) & big & ~wide)[0]
         for part, patches in iter_candidate_patches(ct.array, ct.spacing_zyx, candidates.box, candidates.coords,
                                                     candidates.ids, comps[comps > 0]):
             scores[part] = 1.0 / (1.0 + np.exp(-self._run(patches)))
-        scores[_wider_than_patch(candidates, ct.spacing_zyx)] = 1.0  # the patch sees only its inside
+        scores[wide] = 1.0
         return scores * mean_p
 
 

@@ -4,8 +4,9 @@ Users' chest CTs come at 0.6-1.25 mm, 2.5 mm and 3-5 mm slices; lungseg's one wh
 reads (LIDC-IDRI-0003) is 2.5 mm. `reslice` makes the other settings from it. Each new slice is the
 mean of the scan over a slab `slice_mm` thick (a reconstructed slice integrates over its thickness,
 so thick slices blur small nodules through partial volume, as on a real 5 mm scan), sampled from the
-scan linearly interpolated along z at SAMPLES_PER_SLAB points. Slices thinner than the scan's are
-its linear interpolation (no detail is invented). The slabs tile the scan's extent from its first
+scan linearly interpolated along z at SAMPLES_PER_SLAB points. Slices thinner than the scan's get
+the same slab means, which there come close to the scan's linear interpolation (no detail is
+invented). The slabs tile the scan's extent from its first
 slice's lower edge; world positions are kept (origin and direction moved consistently), so
 readers' marks in LPS mm still land on their nodules.
 """
